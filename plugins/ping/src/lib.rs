@@ -1,0 +1,32 @@
+//! `ping`: answers `GET /ping` with `{"result":"PONG"}`. The smallest plugin, and the one the
+//! README walks through. It imports nothing from the host.
+
+wit_bindgen::generate!({
+    inline: "package plughost:ping; world ping { include plughost:admin/plugin@0.1.0; }",
+    path: "../../wit",
+    with: { "plughost:admin/types@0.1.0": sdk::types },
+});
+
+use exports::plughost::admin::handler::Guest;
+use sdk::types::{Manifest, Method, Request, Response, Route};
+
+struct Ping;
+
+impl Guest for Ping {
+    fn describe() -> Manifest {
+        Manifest {
+            name: "ping".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Answers GET /ping with PONG, to check that the API is up.".into(),
+            routes: vec![Route { method: Method::Get, path: "/ping".into() }],
+        }
+    }
+
+    fn handle(_request: Request) -> Response {
+        // Written out rather than serialised: the reply never changes, and it keeps the smallest
+        // plugin free of serde_json.
+        Response { status: 200, headers: Vec::new(), body: br#"{"result":"PONG"}"#.to_vec() }
+    }
+}
+
+export!(Ping);
