@@ -1,0 +1,753 @@
+//! The black-box test harness of Plughost: it starts the real `plughost` binary and speaks HTTP
+//! to it, so that the tests read like scripts a person would type.
+//!
+//! # Layout
+//! - [`TestHost`]: a server in its own temp folder (config, data, plugins) on free loopback ports,
+//!   started from `target/release/plughost`, killed on drop.
+//! - [`Builder`]: which plugins and extra configuration a [`TestHost`] starts with.
+//! - [`RequestBuilder`] and [`Reply`]: one HTTP request on a fresh connection, with any headers.
+//! - [`Conn`]: one keep-alive HTTP/1.1 connection, for load loops and the benchmark.
+//! - [`wait_for`]: polls until something becomes true, or fails the test.
+//!
+//! It does not build anything: `cargo xtask test` builds the binary, the plugins (into
+//! `target/plugins/`) and the test fixtures (into `target/test-plugins/`) first.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+
+pub use hyper::Method;
+pub use serde_json::json;
+
+/// The admin account every [`TestHost`] creates before it starts (unless told not to).
+pub const ADMIN: &str = "admin@localhost";
+/// The password of [`ADMIN`].
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+/// The API base of the default configuration.
+pub const BASE: &str = "/admin_rest";
+/// How long a server may take to print its ready line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The workspace root (the parent of this crate's folder).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// The server binary: `$PLUGHOST_BIN`, else `target/release/plughost` of the workspace root.
+pub fn binary() -> PathBuf {
+    match std::env::var_os("PLUGHOST_BIN") {
+        Some(path) => path.into(),
+        None => workspace_root().join("target/release/plughost"),
+    }
+}
+
+/// A built plugin: `target/plugins/NAME.wasm` (bundled) or `target/test-plugins/NAME.wasm`
+/// (fixtures, including `echo-v2`). Panics with a hint when neither exists.
+pub fn plugin_file(name: &str) -> PathBuf {
+    let target = workspace_root().join("target");
+    for folder in ["plugins", "test-plugins"] {
+        let path = target.join(folder).join(format!("{name}.wasm"));
+        if path.exists() {
+            return path;
+        }
+    }
+    panic!("plugin {name}.wasm is not built: run `cargo xtask test` (or `cargo xtask build`)")
+}
+
+/// Writes `bytes` to `path` the way a deployment should: a temp file in the same folder, then a
+/// rename, so that a watcher never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) {
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    let temp = path.with_file_name(format!(".{name}.tmp"));
+    fs::write(&temp, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", temp.display()));
+    fs::rename(&temp, path).unwrap_or_else(|e| panic!("renaming to {}: {e}", path.display()));
+}
+
+/// The value of `Authorization` for HTTP Basic with `user` and `password`.
+pub fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", BASE64.encode(format!("{user}:{password}")))
+}
+
+/// Polls `check` every 20 ms until it returns true; panics naming `what` after `timeout`.
+/// Returns how long it took.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs blocking work (process start and stop) without stalling a multi-threaded runtime.
+fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// What a [`TestHost`] starts with. Build one with [`TestHost::builder`].
+#[derive(Clone, Debug)]
+pub struct Builder {
+    plugins: Vec<String>,
+    admins: Vec<String>,
+    create_admin: bool,
+    top: String,
+    http: String,
+    tables: String,
+    rust_log: String,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            plugins: ["ping", "module", "user"].map(String::from).to_vec(),
+            admins: vec![ADMIN.to_owned()],
+            create_admin: true,
+            top: String::new(),
+            http: String::new(),
+            tables: String::new(),
+            rust_log: "info".to_owned(),
+        }
+    }
+}
+
+impl Builder {
+    /// Replaces the plugins copied into the plugins folder before the start (default: ping,
+    /// module, user). A name is a file stem of `target/plugins/` or `target/test-plugins/`.
+    pub fn plugins(mut self, names: &[&str]) -> Self {
+        self.plugins = names.iter().map(|name| name.to_string()).collect();
+        self
+    }
+
+    /// Adds one plugin to those copied in before the start.
+    pub fn with_plugin(mut self, name: &str) -> Self {
+        self.plugins.push(name.to_owned());
+        self
+    }
+
+    /// Replaces the `admins` list of the config (default: [`ADMIN`]).
+    pub fn admins(mut self, admins: &[&str]) -> Self {
+        self.admins = admins.iter().map(|admin| admin.to_string()).collect();
+        self
+    }
+
+    /// Does not create [`ADMIN`] before the start, so that the server creates its initial admin.
+    pub fn without_admin(mut self) -> Self {
+        self.create_admin = false;
+        self
+    }
+
+    /// Adds top-level TOML lines (`key = value`) to the config.
+    pub fn top(mut self, lines: &str) -> Self {
+        writeln!(self.top, "{lines}").unwrap();
+        self
+    }
+
+    /// Adds lines to the config's `[http]` table (which already sets `listen`).
+    pub fn http(mut self, lines: &str) -> Self {
+        writeln!(self.http, "{lines}").unwrap();
+        self
+    }
+
+    /// Adds TOML tables (`[limits]`, `[plugin.NAME]`, ...) at the end of the config.
+    pub fn toml(mut self, tables: &str) -> Self {
+        writeln!(self.tables, "{tables}").unwrap();
+        self
+    }
+
+    /// Sets `RUST_LOG` for the server (default `info`).
+    pub fn rust_log(mut self, filter: &str) -> Self {
+        self.rust_log = filter.to_owned();
+        self
+    }
+
+    /// Writes the folder and starts the server; panics with its stderr when it does not start.
+    pub async fn start(self) -> TestHost {
+        match self.try_start().await {
+            Ok(host) => host,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    /// Like [`Builder::start`], but returns why the server did not start.
+    pub async fn try_start(self) -> Result<TestHost, StartError> {
+        blocking(move || {
+            let mut host = TestHost::prepare(self);
+            host.spawn()?;
+            Ok(host)
+        })
+    }
+}
+
+/// Why a server did not start: how it exited (if it did) and what it wrote to stderr.
+#[derive(Debug)]
+pub struct StartError {
+    /// The exit status; none when it was killed for not getting ready in time.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(status) => writeln!(f, "plughost serve exited before it was ready: {status}")?,
+            None => writeln!(
+                f,
+                "plughost serve printed no ready line in {START_TIMEOUT:?}"
+            )?,
+        }
+        write!(
+            f,
+            "--- stdout ---\n{}--- stderr ---\n{}",
+            self.stdout, self.stderr
+        )
+    }
+}
+
+/// One running server in its own temp folder. Dropping it kills the server.
+pub struct TestHost {
+    /// Holds `config.toml`, `data/`, `plugins/` and one `stderr-N.log` per start; deleted on drop
+    /// (after the server is killed, since fields drop after `Drop::drop`).
+    dir: TempDir,
+    config: PathBuf,
+    builder: Builder,
+    /// The running server; none between [`TestHost::stop`] and [`TestHost::start_again`].
+    child: Option<Child>,
+    /// The bound addresses from the ready line of the current start.
+    http: SocketAddr,
+    c2s: Option<SocketAddr>,
+    /// Every stdout line of the current start, appended by a reader thread until the server exits.
+    stdout: Arc<Mutex<Vec<String>>>,
+    /// How many times the server was started; names the stderr file.
+    starts: usize,
+    /// The `Authorization` header sent by default (Basic for [`ADMIN`]).
+    authorization: Option<String>,
+}
+
+impl TestHost {
+    /// A server with the default plugins (ping, module, user) and configuration.
+    pub async fn start() -> TestHost {
+        Builder::default().start().await
+    }
+
+    /// A builder for a server with other plugins or configuration.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Writes the config, copies the plugins and creates the admin account.
+    fn prepare(builder: Builder) -> TestHost {
+        let dir = tempfile::Builder::new()
+            .prefix("plughost-test-")
+            .tempdir()
+            .expect("a temp dir");
+        let config = dir.path().join("config.toml");
+        let quoted: Vec<String> = builder
+            .admins
+            .iter()
+            .map(|admin| format!("{admin:?}"))
+            .collect();
+        let text = format!(
+            "domains = [\"localhost\"]\nadmins = [{}]\ndata_dir = \"data\"\nplugins_dir = \"plugins\"\n{}\n\
+             [http]\nlisten = \"127.0.0.1:0\"\n{}\n[c2s]\nlisten = \"127.0.0.1:0\"\n\n{}",
+            quoted.join(", "),
+            builder.top,
+            builder.http,
+            builder.tables,
+        );
+        fs::write(&config, text).expect("writing the config");
+        fs::create_dir_all(dir.path().join("data")).expect("creating data/");
+        fs::create_dir_all(dir.path().join("plugins")).expect("creating plugins/");
+        for name in &builder.plugins {
+            let to = dir.path().join("plugins").join(format!("{name}.wasm"));
+            fs::copy(plugin_file(name), to).expect("copying a plugin");
+        }
+        let host = TestHost {
+            dir,
+            config,
+            child: None,
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            c2s: None,
+            stdout: Arc::default(),
+            starts: 0,
+            authorization: Some(basic(ADMIN, ADMIN_PASSWORD)),
+            builder,
+        };
+        if host.builder.create_admin {
+            let output = host.cli(&["adduser", ADMIN], Some(ADMIN_PASSWORD));
+            assert!(
+                output.status.success(),
+                "plughost adduser {ADMIN} failed: {output:?}"
+            );
+        }
+        host
+    }
+
+    /// Starts `plughost serve` and waits for its ready line.
+    fn spawn(&mut self) -> Result<(), StartError> {
+        self.starts += 1;
+        let stderr = fs::File::create(self.stderr_path()).expect("creating the stderr log");
+        let mut child = Command::new(binary())
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", &self.builder.rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary().display()));
+
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        self.stdout = lines.clone();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let pipe = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line.clone());
+                if line.starts_with("plughost ready") {
+                    let _ = ready_tx.send(line);
+                }
+            }
+        });
+
+        let ready = ready_rx.recv_timeout(START_TIMEOUT);
+        let failed = |host: &TestHost, status| StartError {
+            status,
+            stdout: host
+                .stdout_lines()
+                .iter()
+                .map(|line| format!("{line}\n"))
+                .collect(),
+            stderr: host.stderr(),
+        };
+        let line = match ready {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().expect("waiting for plughost");
+                return Err(failed(self, Some(status)));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(self, None));
+            }
+        };
+        let address = |key: &str| {
+            line.split_whitespace()
+                .find_map(|token| token.strip_prefix(key))
+                .map(|text| {
+                    text.parse::<SocketAddr>()
+                        .expect("an address in the ready line")
+                })
+        };
+        self.http = address("http=").unwrap_or_else(|| panic!("no http= in {line:?}"));
+        self.c2s = address("c2s=");
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// The temp folder of this server.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The watched plugins folder.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// The HTTP address from the ready line.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The c2s address from the ready line, if it named one.
+    pub fn c2s_addr(&self) -> Option<SocketAddr> {
+        self.c2s
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    fn stderr_path(&self) -> PathBuf {
+        self.dir.path().join(format!("stderr-{}.log", self.starts))
+    }
+
+    /// What the server wrote to stderr (its log) since its last start.
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.stderr_path()).unwrap_or_default()
+    }
+
+    /// The stdout lines of the last start, including the ready line.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Stops the server with SIGTERM (SIGKILL after 10 s) and waits until it exited.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: kill(2) with the pid of a child that has not been reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child.try_wait().expect("waiting for plughost").is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Kills the server with SIGKILL, as a crash or power loss would, and waits until it exited.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same folder after [`TestHost::stop`] or [`TestHost::kill9`];
+    /// the ports change.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        if let Err(error) = blocking(|| self.spawn()) {
+            panic!("{error}");
+        }
+    }
+
+    /// [`TestHost::stop`], then [`TestHost::start_again`].
+    pub async fn restart(&mut self) {
+        blocking(|| self.stop());
+        self.start_again().await;
+    }
+
+    /// Runs `plughost ARGS --config FILE`, with `password` in `PLUGHOST_PASSWORD` if given, and
+    /// returns what it did.
+    pub fn cli(&self, args: &[&str], password: Option<&str>) -> Output {
+        let mut command = Command::new(binary());
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("PLUGHOST_PASSWORD");
+        if let Some(password) = password {
+            command.env("PLUGHOST_PASSWORD", password);
+        }
+        command
+            .stdin(Stdio::null())
+            .output()
+            .expect("running plughost")
+    }
+
+    /// Runs `plughost ARGS --config FILE` with `stdin` as its standard input and no
+    /// `PLUGHOST_PASSWORD`.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(binary())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("PLUGHOST_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running plughost");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .expect("writing stdin");
+        child.wait_with_output().expect("waiting for plughost")
+    }
+
+    /// Copies the built plugin `from` (see [`plugin_file`]) to `plugins/NAME.wasm` via a temp
+    /// file and a rename.
+    pub fn install_plugin(&self, name: &str, from: &str) {
+        let bytes = fs::read(plugin_file(from)).expect("reading a built plugin");
+        self.write_plugin(name, &bytes);
+    }
+
+    /// Writes `bytes` as `plugins/NAME.wasm` via a temp file and a rename.
+    pub fn write_plugin(&self, name: &str, bytes: &[u8]) {
+        write_atomically(&self.plugins_dir().join(format!("{name}.wasm")), bytes);
+    }
+
+    /// Deletes `plugins/NAME.wasm`.
+    pub fn remove_plugin(&self, name: &str) {
+        let path = self.plugins_dir().join(format!("{name}.wasm"));
+        fs::remove_file(&path).unwrap_or_else(|e| panic!("removing {}: {e}", path.display()));
+    }
+
+    /// Changes who the JSON helpers authenticate as (none: no `Authorization` header).
+    pub fn set_auth(&mut self, credentials: Option<(&str, &str)>) {
+        self.authorization = credentials.map(|(user, password)| basic(user, password));
+    }
+
+    /// A request to `BASE + path` (`path` starts with `/`), authenticated as the admin.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.raw(method, &format!("{BASE}{path}"))
+    }
+
+    /// A request to exactly `target` (a path and query, not prefixed with the base).
+    pub fn raw(&self, method: Method, target: &str) -> RequestBuilder {
+        let mut headers = HeaderMap::new();
+        if let Some(authorization) = &self.authorization {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
+        }
+        RequestBuilder {
+            addr: self.http,
+            method,
+            target: target.to_owned(),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    /// `GET BASE+path` as the admin: the status and the JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(Method::GET, path).send().await.status_json()
+    }
+
+    /// `POST BASE+path` with a JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.request(Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .status_json()
+    }
+
+    /// `PUT BASE+path` with no body.
+    pub async fn put(&self, path: &str) -> (u16, Value) {
+        self.request(Method::PUT, path).send().await.status_json()
+    }
+
+    /// `PATCH BASE+path` with a JSON body.
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.request(Method::PATCH, path)
+            .json(&body)
+            .send()
+            .await
+            .status_json()
+    }
+
+    /// `DELETE BASE+path` with no body.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.request(Method::DELETE, path)
+            .send()
+            .await
+            .status_json()
+    }
+
+    /// A keep-alive connection to the HTTP listener.
+    pub async fn connect(&self) -> Conn {
+        Conn::open(self.http).await.expect("connecting to plughost")
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One HTTP request, sent on a fresh connection by [`RequestBuilder::send`].
+#[derive(Clone, Debug)]
+pub struct RequestBuilder {
+    addr: SocketAddr,
+    method: Method,
+    target: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl RequestBuilder {
+    /// Sets (replaces) a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
+        self.headers
+            .insert(name, HeaderValue::from_str(value).expect("a header value"));
+        self
+    }
+
+    /// Authenticates with HTTP Basic as `user`.
+    pub fn basic(self, user: &str, password: &str) -> Self {
+        self.header("authorization", &basic(user, password))
+    }
+
+    /// Sends no `Authorization` header.
+    pub fn no_auth(mut self) -> Self {
+        self.headers.remove(AUTHORIZATION);
+        self
+    }
+
+    /// Sends `value` as a JSON body.
+    pub fn json(self, value: &Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(value.to_string())
+    }
+
+    /// Sends raw bytes as the body (no content type unless set).
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sends the request on a fresh connection; panics when the exchange fails.
+    pub async fn send(self) -> Reply {
+        let description = format!("{} {}", self.method, self.target);
+        match self.try_send().await {
+            Ok(reply) => reply,
+            Err(error) => panic!("{description}: {error:#}"),
+        }
+    }
+
+    /// Sends the request on a fresh connection.
+    pub async fn try_send(self) -> anyhow::Result<Reply> {
+        let mut conn = Conn::open(self.addr).await?;
+        conn.send(self.into_request()).await
+    }
+
+    /// The request, to send on a [`Conn`].
+    pub fn into_request(self) -> hyper::Request<Full<Bytes>> {
+        let mut request = hyper::Request::builder()
+            .method(self.method)
+            .uri(&self.target)
+            .header(HOST, self.addr.to_string())
+            .body(Full::new(self.body))
+            .expect("a valid request");
+        request.headers_mut().extend(self.headers);
+        request
+    }
+}
+
+/// A finished HTTP exchange.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON; panics, showing the body, when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {}: body is not JSON ({e}): {:?}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The status and the JSON body.
+    pub fn status_json(&self) -> (u16, Value) {
+        (self.status, self.json())
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Asserts that the reply is `status` with a JSON body whose `content-type` is JSON and whose
+    /// `result` is a string; returns that string.
+    pub fn assert_json_error(&self, status: u16) -> String {
+        let body = self.json();
+        assert_eq!(self.status, status, "unexpected status; body {body}");
+        let content_type = self.header(CONTENT_TYPE.as_str()).unwrap_or_default();
+        assert!(
+            content_type.starts_with("application/json"),
+            "content-type {content_type:?}"
+        );
+        body["result"]
+            .as_str()
+            .unwrap_or_else(|| panic!("result is not a string: {body}"))
+            .to_owned()
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection.
+pub struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    /// Connects to `addr`; the connection is driven by a spawned task until either side closes.
+    pub async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Conn { sender })
+    }
+
+    /// Sends one request and reads the whole reply.
+    pub async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> anyhow::Result<Reply> {
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+}

@@ -1,0 +1,366 @@
+//! `cargo xtask`: the project's automation, in Rust, behind one command (the cargo-xtask pattern).
+//!
+//! # Commands
+//! - `build [--features F]`: the release host at `target/release/plughost` and every plugin of
+//!   `plugins/` at `target/plugins/<name>.wasm`.
+//! - `run [-- ARGS]`: `build`, then `plughost serve --config plughost.toml ARGS`.
+//! - `test [ARGS]`: `build`, the test fixtures of `tests/plugins/` at `target/test-plugins/`, then
+//!   `cargo test --release -p plughost -p plughost-tests ARGS`.
+//! - `bench [ARGS]`: `build --features bench-native`, the fixtures, then the `bench` binary of
+//!   `plughost-tests` with ARGS (`--quick` for a short run).
+//!
+//! Paths under `target/` are a contract with scripts outside the repo: they are always relative to
+//! the workspace root, even when `CARGO_TARGET_DIR` points elsewhere (then the outputs are copied
+//! back). Every copy goes through a temp file and a rename, so that a plugins-folder watcher never
+//! sees half a file and a running binary is never overwritten in place.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// The wasm target every plugin is built for.
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// The cargo profile of plugins (small and quick to compile; see the root `Cargo.toml`).
+const PLUGIN_PROFILE: &str = "plugin";
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  build [--features F]   build the release host and every plugin into target/
+  run [-- ARGS]          build, then `plughost serve --config plughost.toml ARGS`
+  test [ARGS]            build the host, plugins and test fixtures, then
+                         `cargo test --release -p plughost -p plughost-tests ARGS`
+  bench [ARGS]           build with the bench-native feature, then run the bench (ARGS: --quick)";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = args
+        .split_first()
+        .map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    match command {
+        "build" => {
+            let features = match rest {
+                [] => None,
+                [flag, features] if flag == "--features" => Some(features.as_str()),
+                _ => bail!("usage: cargo xtask build [--features F]"),
+            };
+            Workspace::load()?.build(features)
+        }
+        "run" => {
+            let workspace = Workspace::load()?;
+            workspace.build(None)?;
+            workspace.serve(rest.strip_prefix(&["--".to_owned()]).unwrap_or(rest))
+        }
+        "test" => {
+            let workspace = Workspace::load()?;
+            workspace.build(None)?;
+            workspace.build_fixtures()?;
+            let mut test = workspace.cargo();
+            test.args([
+                "test",
+                "--release",
+                "-p",
+                "plughost",
+                "-p",
+                "plughost-tests",
+            ])
+            .args(rest);
+            run(&mut test)
+        }
+        "bench" => {
+            let workspace = Workspace::load()?;
+            workspace.build(Some("bench-native"))?;
+            workspace.build_fixtures()?;
+            let mut bench = workspace.cargo();
+            bench.args([
+                "run",
+                "--release",
+                "-p",
+                "plughost-tests",
+                "--bin",
+                "bench",
+                "--",
+            ]);
+            run(bench.args(rest))
+        }
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}
+
+/// The workspace as `cargo metadata` describes it.
+struct Workspace {
+    /// The folder of the root `Cargo.toml`.
+    root: PathBuf,
+    /// Where cargo writes its outputs: `root/target` unless `CARGO_TARGET_DIR` says otherwise.
+    target_dir: PathBuf,
+    /// Every workspace member.
+    packages: Vec<Package>,
+}
+
+/// One workspace member.
+struct Package {
+    name: String,
+    /// The folder of its `Cargo.toml`.
+    dir: PathBuf,
+    /// The name of its `cdylib` target (the wasm file stem), if it has one.
+    cdylib: Option<String>,
+}
+
+impl Workspace {
+    fn load() -> Result<Self> {
+        let output = Command::new(cargo_program())
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .context("running cargo metadata")?;
+        if !output.status.success() {
+            bail!(
+                "cargo metadata failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let metadata: Value =
+            serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+        let text = |value: &Value| value.as_str().map(str::to_owned);
+        let root = text(&metadata["workspace_root"]).context("no workspace_root")?;
+        let target_dir = text(&metadata["target_directory"]).context("no target_directory")?;
+        let mut packages = Vec::new();
+        for package in metadata["packages"].as_array().context("no packages")? {
+            let manifest = text(&package["manifest_path"]).context("no manifest_path")?;
+            let cdylib = package["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|target| {
+                    target["crate_types"]
+                        .as_array()
+                        .is_some_and(|types| types.iter().any(|kind| kind == "cdylib"))
+                });
+            packages.push(Package {
+                name: text(&package["name"]).context("package without a name")?,
+                dir: PathBuf::from(manifest)
+                    .parent()
+                    .context("manifest_path")?
+                    .to_owned(),
+                cdylib: cdylib.and_then(|target| text(&target["name"])),
+            });
+        }
+        Ok(Self {
+            root: root.into(),
+            target_dir: target_dir.into(),
+            packages,
+        })
+    }
+
+    /// A `cargo` command run from the workspace root.
+    fn cargo(&self) -> Command {
+        let mut command = Command::new(cargo_program());
+        command.current_dir(&self.root);
+        command
+    }
+
+    /// `target/` of the workspace root, where the contract puts every output.
+    fn out_dir(&self) -> PathBuf {
+        self.root.join("target")
+    }
+
+    /// Builds the release host and every plugin of `plugins/`.
+    fn build(&self, features: Option<&str>) -> Result<()> {
+        ensure_wasm_target()?;
+        let mut host = self.cargo();
+        host.args(["build", "--release", "-p", "plughost"]);
+        if let Some(features) = features {
+            host.args(["--features", features]);
+        }
+        run(&mut host)?;
+        let binary = self.target_dir.join("release").join("plughost");
+        let installed = self.out_dir().join("release").join("plughost");
+        if !same_file(&binary, &installed) {
+            install(&binary, &installed)?;
+        }
+        println!("built {}", self.relative(&installed));
+
+        let plugins = self.cdylibs_under("plugins");
+        self.build_wasm(&plugins, &[])?;
+        for package in &plugins {
+            self.install_wasm(package, &self.out_dir().join("plugins"), &package.name)?;
+        }
+        Ok(())
+    }
+
+    /// Builds the test-only plugins of `tests/plugins/` into `target/test-plugins/`. `echo` is
+    /// built twice, with `PLUGHOST_ECHO_VERSION` 1 (`echo.wasm`) and 2 (`echo-v2.wasm`), so that
+    /// the tests can swap two versions of one plugin.
+    fn build_fixtures(&self) -> Result<()> {
+        let fixtures = self.cdylibs_under("tests/plugins");
+        if fixtures.is_empty() {
+            println!("no fixture plugins under tests/plugins/");
+            return Ok(());
+        }
+        let out = self.out_dir().join("test-plugins");
+        self.build_wasm(&fixtures, &[("PLUGHOST_ECHO_VERSION", "1")])?;
+        for package in &fixtures {
+            self.install_wasm(package, &out, &package.name)?;
+        }
+        if let Some(echo) = fixtures.iter().find(|package| package.name == "echo") {
+            self.build_wasm(&[echo], &[("PLUGHOST_ECHO_VERSION", "2")])?;
+            self.install_wasm(echo, &out, "echo-v2")?;
+        }
+        Ok(())
+    }
+
+    /// The members with a `cdylib` target whose folder is under `folder` (relative to the root).
+    fn cdylibs_under(&self, folder: &str) -> Vec<&Package> {
+        let folder = self.root.join(folder);
+        let mut found: Vec<&Package> = self
+            .packages
+            .iter()
+            .filter(|package| package.cdylib.is_some() && package.dir.starts_with(&folder))
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found
+    }
+
+    /// One `cargo build` for all `packages`, so that shared crates compile once.
+    fn build_wasm(&self, packages: &[&Package], env: &[(&str, &str)]) -> Result<()> {
+        if packages.is_empty() {
+            return Ok(());
+        }
+        let mut build = self.cargo();
+        build.args([
+            "build",
+            "--profile",
+            PLUGIN_PROFILE,
+            "--target",
+            WASM_TARGET,
+        ]);
+        for package in packages {
+            build.args(["-p", &package.name]);
+        }
+        build.envs(env.iter().copied());
+        run(&mut build)
+    }
+
+    /// Copies the wasm of `package` to `folder/<stem>.wasm`.
+    fn install_wasm(&self, package: &Package, folder: &Path, stem: &str) -> Result<()> {
+        let lib = package.cdylib.as_deref().unwrap_or(&package.name);
+        let built = self
+            .target_dir
+            .join(WASM_TARGET)
+            .join(PLUGIN_PROFILE)
+            .join(format!("{lib}.wasm"));
+        let installed = folder.join(format!("{stem}.wasm"));
+        install(&built, &installed)?;
+        let size = fs::metadata(&installed)?.len();
+        println!(
+            "built {} ({} KiB)",
+            self.relative(&installed),
+            size.div_ceil(1024)
+        );
+        Ok(())
+    }
+
+    /// Replaces this process with `plughost serve --config plughost.toml ARGS`.
+    fn serve(&self, args: &[String]) -> Result<()> {
+        let mut serve = Command::new(self.out_dir().join("release").join("plughost"));
+        serve
+            .current_dir(&self.root)
+            .args(["serve", "--config", "plughost.toml"])
+            .args(args);
+        println!("starting: {}", describe(&serve));
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            Err(serve.exec()).context("starting target/release/plughost")
+        }
+        #[cfg(not(unix))]
+        run(&mut serve)
+    }
+
+    fn relative<'a>(&self, path: &'a Path) -> std::path::Display<'a> {
+        path.strip_prefix(&self.root).unwrap_or(path).display()
+    }
+}
+
+/// Adds the wasm target with rustup when it is not installed yet.
+fn ensure_wasm_target() -> Result<()> {
+    let Ok(installed) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        println!("rustup not found; assuming the {WASM_TARGET} target is installed");
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|line| line.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// Copies `from` to `to` through a temp file in the destination folder and a rename.
+fn install(from: &Path, to: &Path) -> Result<()> {
+    let folder = to.parent().context("destination without a folder")?;
+    fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    let name = to
+        .file_name()
+        .and_then(OsStr::to_str)
+        .context("destination without a name")?;
+    let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
+    fs::copy(from, &temp).with_context(|| format!("copying {}", from.display()))?;
+    fs::rename(&temp, to).with_context(|| format!("renaming to {}", to.display()))?;
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Runs `command`, echoing it first, and fails unless it exits with 0.
+fn run(command: &mut Command) -> Result<()> {
+    println!("$ {}", describe(command));
+    let status = command
+        .status()
+        .with_context(|| format!("starting {}", describe(command)))?;
+    if !status.success() {
+        bail!("`{}` failed: {status}", describe(command));
+    }
+    Ok(())
+}
+
+fn describe(command: &Command) -> String {
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(
+        command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned()),
+    );
+    let env: Vec<String> = command
+        .get_envs()
+        .filter_map(|(key, value)| Some(format!("{}={}", key.to_str()?, value?.to_str()?)))
+        .collect();
+    if env.is_empty() {
+        words.join(" ")
+    } else {
+        format!("{} {}", env.join(" "), words.join(" "))
+    }
+}
+
+/// The cargo that runs this xtask, so that the same toolchain builds everything.
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
