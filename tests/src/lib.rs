@@ -12,12 +12,14 @@
 //! It does not build anything: `cargo xtask test` builds the binary, the plugins (into
 //! `target/plugins/`) and the test fixtures (into `target/test-plugins/`) first.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -325,6 +327,7 @@ impl TestHost {
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", &self.builder.rust_log)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -419,9 +422,18 @@ impl TestHost {
         self.dir.path().join(format!("stderr-{}.log", self.starts))
     }
 
-    /// What the server wrote to stderr (its log) since its last start.
+    /// What the server wrote to stderr (its log) since its last start, without colours.
     pub fn stderr(&self) -> String {
-        fs::read_to_string(self.stderr_path()).unwrap_or_default()
+        strip_ansi(&fs::read_to_string(self.stderr_path()).unwrap_or_default())
+    }
+
+    /// The log lines of the last start that contain every one of `words`.
+    pub fn log_lines_with(&self, words: &[&str]) -> Vec<String> {
+        self.stderr()
+            .lines()
+            .filter(|line| words.iter().all(|word| line.contains(word)))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The stdout lines of the last start, including the ready line.
@@ -434,17 +446,7 @@ impl TestHost {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        // SAFETY: kill(2) with the pid of a child that has not been reaped yet.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if child.try_wait().expect("waiting for plughost").is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        blocking(move || terminate(&mut child));
     }
 
     /// Kills the server with SIGKILL, as a crash or power loss would, and waits until it exited.
@@ -466,7 +468,7 @@ impl TestHost {
 
     /// [`TestHost::stop`], then [`TestHost::start_again`].
     pub async fn restart(&mut self) {
-        blocking(|| self.stop());
+        self.stop();
         self.start_again().await;
     }
 
@@ -600,6 +602,40 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Sends SIGTERM to `child`, then SIGKILL if it has not exited after 10 s, and reaps it.
+fn terminate(child: &mut Child) {
+    // SAFETY: kill(2) with the pid of a child that has not been reaped yet, so it is still ours.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().expect("waiting for plughost").is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Removes ANSI escape sequences (colours), in case the server's log has them.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One HTTP request, sent on a fresh connection by [`RequestBuilder::send`].
@@ -749,5 +785,102 @@ impl Conn {
             headers,
             body,
         })
+    }
+}
+
+/// What a [`Load`] saw: how many replies of each label, and every failure.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Replies the check accepted, counted by the label it gave them.
+    pub labels: BTreeMap<String, usize>,
+    /// Replies the check refused and failed exchanges, described.
+    pub failures: Vec<String>,
+}
+
+impl LoadReport {
+    /// How many requests were answered, accepted or not.
+    pub fn total(&self) -> usize {
+        self.labels.values().sum::<usize>() + self.failures.len()
+    }
+}
+
+/// A check of one reply under load: `Ok(label)` when it is right, `Err(why)` when not.
+pub type LoadCheck = Arc<dyn Fn(&Reply) -> Result<String, String> + Send + Sync>;
+
+/// `connections` keep-alive connections, each sending `request` in a loop until
+/// [`Load::finish`]. A failed exchange is recorded and the connection is opened again.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<LoadReport>>,
+}
+
+impl Load {
+    pub fn start(request: RequestBuilder, connections: usize, check: LoadCheck) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = (0..connections)
+            .map(|_| {
+                let (request, check, stop) = (request.clone(), check.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut report = LoadReport::default();
+                    let mut conn = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        if conn.is_none() {
+                            match Conn::open(request.addr).await {
+                                Ok(open) => conn = Some(open),
+                                Err(error) => {
+                                    report.failures.push(format!("connect: {error:#}"));
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                    continue;
+                                }
+                            }
+                        }
+                        let sent = conn.as_mut().unwrap().send(request.clone().into_request());
+                        match sent.await {
+                            Ok(reply) => match check(&reply) {
+                                Ok(label) => *report.labels.entry(label).or_default() += 1,
+                                Err(why) => report.failures.push(why),
+                            },
+                            Err(error) => {
+                                report.failures.push(format!("exchange: {error:#}"));
+                                conn = None;
+                            }
+                        }
+                    }
+                    report
+                })
+            })
+            .collect();
+        Load { stop, tasks }
+    }
+
+    /// A load of `GET BASE/ping` that accepts only `200 {"result":"PONG"}`.
+    pub fn ping(host: &TestHost, connections: usize) -> Load {
+        let check: LoadCheck = Arc::new(|reply: &Reply| {
+            let body = serde_json::from_slice::<Value>(&reply.body).ok();
+            if reply.status == 200 && body == Some(json!({"result": "PONG"})) {
+                Ok("PONG".to_owned())
+            } else {
+                Err(format!(
+                    "{} {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                ))
+            }
+        });
+        Load::start(host.request(Method::GET, "/ping"), connections, check)
+    }
+
+    /// Stops every loop (after its current request) and merges what they saw.
+    pub async fn finish(self) -> LoadReport {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut merged = LoadReport::default();
+        for task in self.tasks {
+            let report = task.await.expect("a load task panicked");
+            for (label, count) in report.labels {
+                *merged.labels.entry(label).or_default() += count;
+            }
+            merged.failures.extend(report.failures);
+        }
+        merged
     }
 }
