@@ -1,0 +1,336 @@
+//! The one typed configuration: TOML on disk, documented defaults, strict about unknown keys, and
+//! overridable from the command line. Everything else receives a finished `Config`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The server configuration. Every field has a default, so an empty file is a working config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Virtual hosts served, in order. The first one is the default domain for bare user names.
+    /// Default: `["localhost"]`.
+    pub domains: Vec<String>,
+    /// Accounts allowed to use the admin API. Default: `["admin@<first domain>"]`. A bare name is
+    /// taken on the first domain.
+    pub admins: Vec<String>,
+    /// Where the database, the compiled-plugin cache, the TLS material and the initial admin
+    /// password live. Default: `data`.
+    pub data_dir: PathBuf,
+    /// The watched folder of `<name>.wasm` plugins. Default: `plugins`.
+    pub plugins_dir: PathBuf,
+    pub http: HttpConfig,
+    pub c2s: C2sConfig,
+    /// Defaults for every plugin's containment.
+    pub limits: Limits,
+    /// Per-plugin settings, by plugin name.
+    pub plugin: BTreeMap<String, PluginConfig>,
+}
+
+/// `[http]`: the admin API listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Default: `127.0.0.1:5280`.
+    pub listen: SocketAddr,
+    /// The path every admin route lives under. Default: `/admin_rest`.
+    pub base: String,
+    /// Peer addresses (CIDR) allowed to reach the API at all, checked before authentication.
+    /// Absent: every address is allowed.
+    pub whitelist: Option<Vec<IpNet>>,
+    /// The largest request body accepted, in bytes. Default: 1 MiB.
+    pub max_body: usize,
+}
+
+/// `[c2s]`: the client-to-server XMPP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct C2sConfig {
+    /// Default: `127.0.0.1:5222`.
+    pub listen: SocketAddr,
+}
+
+/// `[limits]`: containment applied to each plugin call unless `[plugin.NAME]` overrides it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Wall-clock budget of one call, in milliseconds. Default: 2000.
+    pub deadline_ms: u64,
+    /// Linear memory cap of one call, in MiB. Default: 64.
+    pub memory_mib: u64,
+}
+
+/// `[plugin.NAME]`: what one plugin may import, and its own limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The host interfaces the plugin may import. Absent: the bundled default for that plugin
+    /// name, or `["log"]` for any other plugin.
+    pub grants: Option<Vec<Capability>>,
+    pub deadline_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+}
+
+/// A host interface of `wit/`, granted to plugins by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    Accounts,
+    Modules,
+    Sessions,
+    Roster,
+    Log,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 5] = [
+        Capability::Accounts,
+        Capability::Modules,
+        Capability::Sessions,
+        Capability::Roster,
+        Capability::Log,
+    ];
+
+    /// The interface name as it appears in WIT (`accounts` for `plughost:admin/accounts`).
+    pub fn interface(self) -> &'static str {
+        match self {
+            Capability::Accounts => "accounts",
+            Capability::Modules => "modules",
+            Capability::Sessions => "sessions",
+            Capability::Roster => "roster",
+            Capability::Log => "log",
+        }
+    }
+
+    pub fn from_interface(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|cap| cap.interface() == name)
+    }
+}
+
+/// The containment and grants that apply to one plugin, after defaults are applied.
+#[derive(Debug, Clone)]
+pub struct PluginPolicy {
+    pub grants: Vec<Capability>,
+    pub deadline_ms: u64,
+    pub memory_mib: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            domains: vec!["localhost".into()],
+            admins: Vec::new(),
+            data_dir: "data".into(),
+            plugins_dir: "plugins".into(),
+            http: HttpConfig::default(),
+            c2s: C2sConfig::default(),
+            limits: Limits::default(),
+            plugin: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5280)),
+            base: "/admin_rest".into(),
+            whitelist: None,
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for C2sConfig {
+    fn default() -> Self {
+        C2sConfig { listen: SocketAddr::from(([127, 0, 0, 1], 5222)) }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { deadline_ms: 2000, memory_mib: 64 }
+    }
+}
+
+/// Command-line overrides of single keys; `None` keeps the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub http_listen: Option<SocketAddr>,
+    pub c2s_listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub plugins_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `path` (or takes the defaults when `path` is `None`), applies `overrides`, resolves
+    /// relative paths against the config file's folder and checks the result.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let (mut config, base_dir) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                let config: Config = toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?;
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                (config, dir)
+            }
+            None => (Config::default(), PathBuf::new()),
+        };
+        if let Some(addr) = overrides.http_listen {
+            config.http.listen = addr;
+        }
+        if let Some(addr) = overrides.c2s_listen {
+            config.c2s.listen = addr;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(dir) = &overrides.plugins_dir {
+            config.plugins_dir = dir.clone();
+        }
+        config.data_dir = base_dir.join(&config.data_dir);
+        config.plugins_dir = base_dir.join(&config.plugins_dir);
+        config.finish()?;
+        Ok(config)
+    }
+
+    /// Normalises names and fills the defaults that depend on other keys.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if self.domains.is_empty() {
+            bail!("`domains` must name at least one domain");
+        }
+        for domain in &mut self.domains {
+            let jid = jid::BareJid::new(domain)
+                .ok()
+                .filter(|jid| jid.node().is_none())
+                .with_context(|| format!("`domains`: {domain:?} is not a valid domain"))?;
+            *domain = jid.to_string();
+        }
+        if self.admins.is_empty() {
+            self.admins.push(format!("admin@{}", self.domains[0]));
+        }
+        for admin in &mut self.admins {
+            let qualified =
+                if admin.contains('@') { admin.clone() } else { format!("{admin}@{}", self.domains[0]) };
+            let jid = jid::BareJid::new(&qualified)
+                .ok()
+                .filter(|jid| jid.node().is_some())
+                .with_context(|| format!("`admins`: {admin:?} is not a valid account JID"))?;
+            if !self.domains.iter().any(|domain| domain == jid.domain().as_str()) {
+                bail!("`admins`: {admin:?} is not on a served domain ({})", self.domains.join(", "));
+            }
+            *admin = jid.to_string();
+        }
+        let base = self.http.base.trim_end_matches('/');
+        if !base.is_empty() && !base.starts_with('/') {
+            bail!("`http.base` must start with '/', got {:?}", self.http.base);
+        }
+        self.http.base = base.to_owned();
+        if self.http.max_body == 0 {
+            bail!("`http.max_body` must be positive");
+        }
+        for (name, plugin) in &self.plugin {
+            if plugin.deadline_ms == Some(0) || plugin.memory_mib == Some(0) {
+                bail!("`plugin.{name}`: limits must be positive");
+            }
+        }
+        if self.limits.deadline_ms == 0 || self.limits.memory_mib == 0 {
+            bail!("`limits`: limits must be positive");
+        }
+        Ok(())
+    }
+
+    /// The grants and limits of plugin `name`, after defaults.
+    pub fn plugin_policy(&self, name: &str) -> PluginPolicy {
+        let own = self.plugin.get(name).cloned().unwrap_or_default();
+        PluginPolicy {
+            grants: own.grants.unwrap_or_else(|| bundled_grants(name).to_vec()),
+            deadline_ms: own.deadline_ms.unwrap_or(self.limits.deadline_ms),
+            memory_mib: own.memory_mib.unwrap_or(self.limits.memory_mib),
+        }
+    }
+
+    /// The largest memory cap of any plugin, which sizes the instance pool's memory slots.
+    pub fn max_memory_mib(&self) -> u64 {
+        self.plugin
+            .values()
+            .filter_map(|plugin| plugin.memory_mib)
+            .chain([self.limits.memory_mib])
+            .max()
+            .unwrap_or(self.limits.memory_mib)
+    }
+
+    pub fn initial_admin_password_file(&self) -> PathBuf {
+        self.data_dir.join("initial-admin-password")
+    }
+}
+
+/// What the plugins shipped in `plugins/` need; any other plugin gets `log` only until granted more.
+fn bundled_grants(name: &str) -> &'static [Capability] {
+    use Capability::*;
+    match name {
+        "ping" => &[],
+        "module" => &[Modules, Log],
+        "user" => &[Accounts, Sessions, Roster, Log],
+        _ => &[Log],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let mut config: Config = toml::from_str(text)?;
+        config.finish()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn empty_file_is_the_documented_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config.domains, ["localhost"]);
+        assert_eq!(config.admins, ["admin@localhost"]);
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:5280");
+        assert_eq!(config.c2s.listen.to_string(), "127.0.0.1:5222");
+        assert_eq!(config.http.base, "/admin_rest");
+        assert_eq!(config.http.max_body, 1 << 20);
+        assert!(config.http.whitelist.is_none());
+        assert_eq!(config.plugin_policy("other").grants, [Capability::Log]);
+        assert_eq!(config.plugin_policy("other").deadline_ms, 2000);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let error = parse("domian = [\"x\"]").unwrap_err();
+        assert!(format!("{error:#}").contains("domian"), "{error:#}");
+        let error = parse("[http]\nlisten = \"127.0.0.1:1\"\nbsae = \"/x\"").unwrap_err();
+        assert!(format!("{error:#}").contains("bsae"), "{error:#}");
+    }
+
+    #[test]
+    fn admins_are_normalised_onto_served_domains() {
+        let config = parse("domains = [\"Example.ORG\"]\nadmins = [\"Root\"]").unwrap();
+        assert_eq!(config.domains, ["example.org"]);
+        assert_eq!(config.admins, ["root@example.org"]);
+        assert!(parse("admins = [\"root@elsewhere.net\"]").is_err());
+    }
+
+    #[test]
+    fn per_plugin_policy_overrides_the_defaults() {
+        let config =
+            parse("[limits]\nmemory_mib = 32\n[plugin.echo]\ngrants = [\"accounts\"]\nmemory_mib = 128")
+                .unwrap();
+        let policy = config.plugin_policy("echo");
+        assert_eq!(policy.grants, [Capability::Accounts]);
+        assert_eq!(policy.memory_mib, 128);
+        assert_eq!(config.max_memory_mib(), 128);
+        assert!(parse("[plugin.echo]\ngrants = [\"sockets\"]").is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! The host side of each WIT interface, one file per interface. Each function converts WIT values,
+//! calls `xmpp::Server` (or the plugin registry, for `modules`) and converts back. None of them
+//! traps on bad guest input: that is an `error` value the plugin handles.
+
+mod accounts;
+mod log;
+mod modules;
+mod roster;
+mod sessions;
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::Plugins;
+use super::bindings::types;
+use crate::xmpp::{AccountError, Server};
+
+/// How much of a plugin's stderr (a panic message, typically) is kept for the error reply and log.
+const STDERR_CAPTURE: usize = 8 << 10;
+
+/// The data of one call's `Store`: created fresh for each call and dropped after it.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    memory: MemoryCap,
+    /// The plugin's name, for log lines.
+    plugin: Arc<str>,
+    server: Server,
+    /// For the `modules` interface; `None` while a manifest is read, so that `describe` cannot
+    /// load or unload plugins. A call holds this only while it runs, so the cycle
+    /// (plugins -> call -> plugins) never outlives a call.
+    plugins: Option<Arc<Plugins>>,
+}
+
+impl PluginState {
+    pub fn new(
+        plugin: Arc<str>,
+        memory_cap: usize,
+        server: Server,
+        plugins: Option<Arc<Plugins>>,
+    ) -> PluginState {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        // Locked down: no preopened folders, no environment, no arguments, no sockets, no stdin.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            memory: MemoryCap { limits: StoreLimits::default(), cap: memory_cap, exceeded: false },
+            plugin,
+            server,
+            plugins,
+        }
+    }
+
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.memory
+    }
+
+    /// Whether the call was stopped because it tried to grow past its memory cap.
+    pub fn memory_exceeded(&self) -> bool {
+        self.memory.exceeded
+    }
+
+    /// What the plugin wrote to stderr, lossily decoded and trimmed.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).trim().to_owned()
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory growth, remembering whether the cap was hit so the caller can report a
+/// memory-limit failure rather than a generic trap.
+struct MemoryCap {
+    /// Wasmtime's defaults for tables and instances.
+    limits: StoreLimits,
+    cap: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            self.exceeded = true;
+            // An error (rather than `Ok(false)`) traps at once: a guest that ignores a failed
+            // allocation cannot go on to misbehave.
+            return Err(wasmtime::format_err!("memory cap of {} MiB exceeded", self.cap >> 20));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+}
+
+impl types::Host for PluginState {}
+
+impl From<AccountError> for types::Error {
+    fn from(error: AccountError) -> types::Error {
+        let text = error.to_string();
+        match error {
+            AccountError::NotFound(_) => types::Error::NotFound(text),
+            AccountError::AlreadyExists(_) => types::Error::AlreadyExists(text),
+            AccountError::InvalidName { .. } | AccountError::UnknownDomain(_) | AccountError::Password(_) => {
+                types::Error::Invalid(text)
+            }
+            AccountError::Store(_) => {
+                tracing::error!(%error, "storage failure in a plugin call");
+                types::Error::Unavailable(text)
+            }
+        }
+    }
+}
+
+/// Parses a bare JID handed in by a plugin; plugins are expected to pass `accounts.resolve` output.
+fn account(server: &Server, jid: &str) -> Result<jid::BareJid, types::Error> {
+    server.resolve_user(jid).map_err(types::Error::from)
+}

@@ -1,0 +1,81 @@
+//! `modules`: the plugin registry, as the `module` plugin sees it.
+
+use super::PluginState;
+use crate::plugins::bindings::modules::{Host, ModuleInfo};
+use crate::plugins::bindings::types::{Error, Route};
+use crate::plugins::{ModuleError, ModuleStatus, Plugins};
+
+impl PluginState {
+    fn registry(&self) -> Result<&std::sync::Arc<Plugins>, Error> {
+        self.plugins.as_ref().ok_or_else(|| {
+            Error::Denied("module commands are not available while describing a plugin".into())
+        })
+    }
+}
+
+impl Host for PluginState {
+    fn list(&mut self) -> wasmtime::Result<Vec<ModuleInfo>> {
+        Ok(self
+            .registry()
+            .map(|plugins| plugins.loaded().into_iter().map(info).collect())
+            .unwrap_or_default())
+    }
+
+    fn get(&mut self, name: String) -> wasmtime::Result<Result<ModuleInfo, Error>> {
+        Ok(self
+            .registry()
+            .and_then(|plugins| {
+                plugins.status(&name).ok_or_else(|| Error::NotFound(format!("no plugin named `{name}`")))
+            })
+            .map(info))
+    }
+
+    fn load(&mut self, name: String) -> wasmtime::Result<Result<ModuleInfo, Error>> {
+        Ok(self.registry().and_then(|plugins| {
+            plugins.load(&name).map_err(Error::from)?;
+            plugins
+                .status(&name)
+                .map(info)
+                .ok_or_else(|| Error::Other(format!("plugin `{name}` vanished while loading")))
+        }))
+    }
+
+    fn unload(&mut self, name: String) -> wasmtime::Result<Result<(), Error>> {
+        Ok(self.registry().and_then(|plugins| plugins.unload(&name).map_err(Error::from)))
+    }
+}
+
+impl From<ModuleError> for Error {
+    fn from(error: ModuleError) -> Error {
+        let text = error.to_string();
+        match error {
+            ModuleError::InvalidName(_) => Error::Invalid(text),
+            ModuleError::NoFile(_) | ModuleError::NotLoaded(_) => Error::NotFound(text),
+            ModuleError::Failed { .. } => Error::Other(text),
+        }
+    }
+}
+
+fn info(status: ModuleStatus) -> ModuleInfo {
+    let loaded = status.loaded.as_deref();
+    ModuleInfo {
+        name: status.name,
+        loaded: loaded.is_some(),
+        version: loaded.map(|plugin| plugin.manifest.version.clone()),
+        description: loaded.map(|plugin| plugin.manifest.description.clone()).unwrap_or_default(),
+        routes: loaded
+            .map(|plugin| {
+                plugin
+                    .manifest
+                    .routes
+                    .iter()
+                    .map(|route| Route { method: route.method, path: route.path.clone() })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        file_present: status.file_present,
+        sha256: loaded.map(|plugin| plugin.sha256.clone()),
+        loaded_at: loaded.map(|plugin| plugin.loaded_at),
+        last_error: status.last_error,
+    }
+}

@@ -1,0 +1,41 @@
+//! `sessions`: live client sessions, from the XMPP core's registry.
+
+use super::PluginState;
+use crate::plugins::bindings::sessions::{Host, Session, Show};
+use crate::xmpp::sessions::{SessionInfo, Show as CoreShow};
+
+impl Host for PluginState {
+    fn list(&mut self, jid: String) -> wasmtime::Result<Vec<Session>> {
+        let account = self.server.resolve_user(&jid).map(|jid| jid.to_string()).unwrap_or(jid);
+        Ok(self.server.sessions().list(&account).into_iter().map(session).collect())
+    }
+
+    fn connected(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.server.sessions().connected())
+    }
+
+    fn count_accounts(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.server.sessions().count_accounts() as u64)
+    }
+}
+
+fn session(info: SessionInfo) -> Session {
+    Session {
+        resource: info.resource,
+        id: info.id,
+        ip: info.ip.to_string(),
+        port: info.port,
+        secure: info.secure,
+        priority: info.priority,
+        show: match info.show {
+            CoreShow::Online => Show::Online,
+            CoreShow::Chat => Show::Chat,
+            CoreShow::Away => Show::Away,
+            CoreShow::Xa => Show::Xa,
+            CoreShow::Dnd => Show::Dnd,
+            CoreShow::Unavailable => Show::Unavailable,
+        },
+        status: info.status,
+        connected_since: info.connected_since,
+    }
+}

@@ -1,0 +1,358 @@
+//! The wasm side: the engine, the plugins loaded from `plugins_dir`, the route table they form,
+//! and calling them. Each call runs in a fresh `Store` from the plugin's `InstancePre`, on a
+//! blocking thread, with a deadline and a memory cap; a failure ends that call only.
+//!
+//! # Layout
+//! - `engine`: the shared wasmtime `Engine` (pooling allocator, epoch deadlines).
+//! - `bindings`: the one `bindgen!` of `wit/`.
+//! - `host`: one file per WIT interface, adapting it to `xmpp::Server`.
+//! - `cache`: compiled code on disk, keyed by content hash.
+//! - `loader`: file -> compiled, grant-checked, linked plugin.
+//! - `registry`: the immutable route table snapshot.
+//! - `watcher`: hot reload from the plugins folder.
+
+mod bindings;
+mod cache;
+mod engine;
+mod host;
+mod loader;
+pub mod registry;
+pub mod watcher;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+pub use bindings::types::{Caller, Method, Request, Response};
+use bindings::{HostProvidesPre, types};
+pub use host::PluginState;
+use loader::LoadError;
+use registry::{LoadedPlugin, RouteConflict, RouteTable};
+
+use crate::config::{Config, PluginPolicy};
+use crate::xmpp::Server;
+
+/// Why a call to a plugin produced no response. Mapped to HTTP in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin `{plugin}` exceeded its deadline of {deadline_ms} ms")]
+    Deadline { plugin: Arc<str>, deadline_ms: u64 },
+    #[error("plugin `{plugin}` exceeded its memory limit of {memory_mib} MiB")]
+    MemoryLimit { plugin: Arc<str>, memory_mib: u64 },
+    #[error("plugin `{plugin}` failed: {message}")]
+    Trap { plugin: Arc<str>, message: String },
+    #[error("plugin `{plugin}` could not be started: {message}")]
+    Instantiate { plugin: Arc<str>, message: String },
+}
+
+/// Why a module command failed. Mapped to the WIT `error` in `host::modules`.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("`{0}` is not a valid plugin name (use lower-case letters, digits, '-' and '_')")]
+    InvalidName(String),
+    #[error("no plugin file {0}")]
+    NoFile(String),
+    #[error("plugin `{0}` is not loaded")]
+    NotLoaded(String),
+    #[error("plugin `{name}` was not loaded: {reason}")]
+    Failed { name: String, reason: String },
+}
+
+/// What the host knows of one plugin name: its serving version, its file, its last failure.
+pub struct ModuleStatus {
+    pub name: String,
+    pub loaded: Option<Arc<LoadedPlugin>>,
+    pub file_present: bool,
+    pub last_error: Option<String>,
+}
+
+/// The plugin host. One per server; shared by the HTTP layer, the watcher and the `modules`
+/// interface.
+pub struct Plugins {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    cache: cache::CodeCache,
+    config: Arc<Config>,
+    server: Server,
+    /// The serving snapshot. Readers never block; writers hold `load_lock`.
+    table: ArcSwap<RouteTable>,
+    /// Serialises loads and unloads (watcher and API alike), so that each rebuild starts from the
+    /// table the previous one stored. std: never held across an `.await`.
+    load_lock: Mutex<()>,
+    /// The latest failure per plugin name, cleared by the next success. A separate lock from
+    /// `load_lock` so that status queries never wait for a compilation.
+    last_errors: Mutex<BTreeMap<String, String>>,
+    /// Bounds concurrent calls to the instance pool's size; further calls queue here.
+    call_slots: tokio::sync::Semaphore,
+}
+
+impl Plugins {
+    pub fn new(config: Arc<Config>, server: Server) -> anyhow::Result<Arc<Plugins>> {
+        let engine = engine::build((config.max_memory_mib() << 20) as usize)?;
+        engine::start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::HostProvides::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        let cache = cache::CodeCache::new(config.data_dir.join("cache"), &engine);
+        Ok(Arc::new(Plugins {
+            engine,
+            linker,
+            cache,
+            config,
+            server,
+            table: ArcSwap::from_pointee(RouteTable::default()),
+            load_lock: Mutex::new(()),
+            last_errors: Mutex::new(BTreeMap::new()),
+            call_slots: tokio::sync::Semaphore::new(engine::MAX_CONCURRENT_CALLS as usize),
+        }))
+    }
+
+    pub fn plugins_dir(&self) -> &PathBuf {
+        &self.config.plugins_dir
+    }
+
+    /// The serving route table.
+    pub fn routes(&self) -> Arc<RouteTable> {
+        self.table.load_full()
+    }
+
+    /// Loads every `<name>.wasm` of the plugins folder. Failures are logged and kept as each
+    /// plugin's last error; they do not stop the others.
+    pub fn load_all(self: &Arc<Self>) {
+        let Ok(entries) = std::fs::read_dir(&self.config.plugins_dir) else {
+            tracing::warn!(dir = %self.config.plugins_dir.display(), "plugins folder is missing; no plugin loaded");
+            return;
+        };
+        let mut names: Vec<String> = entries.filter_map(|entry| plugin_name(&entry.ok()?.path())).collect();
+        names.sort();
+        for name in names {
+            let _ = self.load(&name);
+        }
+    }
+
+    /// Makes the serving state follow the file `<name>.wasm`: load or reload it when it exists
+    /// (nothing happens when its content is what is already serving), unload when it is gone.
+    pub fn sync_with_file(self: &Arc<Self>, name: &str) {
+        if self.file_path(name).is_file() {
+            let _ = self.load(name);
+        } else if self.routes().plugin(name).is_some() {
+            let _ = self.unload(name);
+        }
+    }
+
+    /// Loads or reloads `<plugins_dir>/<name>.wasm`. On failure the serving version (if any) stays
+    /// and the reason is kept as the plugin's last error.
+    pub fn load(self: &Arc<Self>, name: &str) -> Result<Arc<LoadedPlugin>, ModuleError> {
+        validate_name(name)?;
+        let _serialised = self.load_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let path = self.file_path(name);
+        let wasm = match std::fs::read(&path) {
+            Ok(wasm) => wasm,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ModuleError::NoFile(path.display().to_string()));
+            }
+            Err(source) => {
+                let error = LoadError::Read { path: path.display().to_string(), source };
+                return Err(self.record_failure(name, error.to_string()));
+            }
+        };
+        let current = self.routes();
+        if let Some(serving) =
+            current.plugin(name).filter(|serving| serving.sha256 == loader::sha256_hex(&wasm))
+        {
+            self.last_errors().remove(name);
+            return Ok(serving.clone());
+        }
+        let (plugin, source) = match self.build(name, &wasm) {
+            Ok(built) => built,
+            Err(error) => return Err(self.record_failure(name, error.to_string())),
+        };
+        let others = current.plugins().filter(|other| *other.name != *name).cloned();
+        let table = match RouteTable::build(others.chain([plugin.clone()])) {
+            Ok(table) => table,
+            Err(conflict) => return Err(self.record_failure(name, conflict.to_string())),
+        };
+        let replaced = current.plugin(name).is_some();
+        self.table.store(Arc::new(table));
+        self.last_errors().remove(name);
+        tracing::info!(
+            %name,
+            version = %plugin.manifest.version,
+            routes = plugin.manifest.routes.len(),
+            sha256 = &plugin.sha256[..12],
+            %source,
+            "plugin {}",
+            if replaced { "reloaded" } else { "loaded" }
+        );
+        Ok(plugin)
+    }
+
+    /// Stops serving `name`. Calls already running finish on their version.
+    pub fn unload(&self, name: &str) -> Result<(), ModuleError> {
+        validate_name(name)?;
+        let _serialised = self.load_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.routes();
+        if current.plugin(name).is_none() {
+            return Err(ModuleError::NotLoaded(name.to_owned()));
+        }
+        let remaining = current.plugins().filter(|other| *other.name != *name).cloned();
+        let table = RouteTable::build(remaining).map_err(|conflict: RouteConflict| ModuleError::Failed {
+            name: name.to_owned(),
+            reason: conflict.to_string(),
+        })?;
+        self.table.store(Arc::new(table));
+        tracing::info!(%name, "plugin unloaded");
+        Ok(())
+    }
+
+    /// What is known of `name`; `None` when it is not loaded, has no file and never failed.
+    pub fn status(&self, name: &str) -> Option<ModuleStatus> {
+        let status = ModuleStatus {
+            name: name.to_owned(),
+            loaded: self.routes().plugin(name).cloned(),
+            file_present: validate_name(name).is_ok() && self.file_path(name).is_file(),
+            last_error: self.last_errors().get(name).cloned(),
+        };
+        (status.loaded.is_some() || status.file_present || status.last_error.is_some()).then_some(status)
+    }
+
+    /// The status of every loaded plugin, sorted by name.
+    pub fn loaded(&self) -> Vec<ModuleStatus> {
+        self.routes().plugins().filter_map(|plugin| self.status(&plugin.name)).collect()
+    }
+
+    /// Runs `handle(request)` in a fresh instance of `plugin` on a blocking thread.
+    pub async fn call(
+        self: &Arc<Self>,
+        plugin: Arc<LoadedPlugin>,
+        request: Request,
+    ) -> Result<Response, CallError> {
+        let _slot = self.call_slots.acquire().await.expect("the call semaphore is never closed");
+        let this = self.clone();
+        let plugin_name = plugin.name.clone();
+        tokio::task::spawn_blocking(move || this.call_blocking(&plugin, &request)).await.unwrap_or_else(
+            |join| Err(CallError::Trap { plugin: plugin_name, message: format!("host task failed: {join}") }),
+        )
+    }
+
+    fn call_blocking(
+        self: &Arc<Self>,
+        plugin: &LoadedPlugin,
+        request: &Request,
+    ) -> Result<Response, CallError> {
+        let mut store = self.store(plugin, Some(self.clone()));
+        let instance = plugin.pre.instantiate(&mut store).map_err(|error| CallError::Instantiate {
+            plugin: plugin.name.clone(),
+            message: format!("{error:#}"),
+        })?;
+        instance
+            .plughost_admin_handler()
+            .call_handle(&mut store, request)
+            .map_err(|error| classify(&plugin.name, &plugin.policy, &store, error))
+    }
+
+    /// A store for one call of `plugin`, with its deadline and memory cap. `plugins` is `None`
+    /// while reading a manifest, so that `describe` cannot reach the module commands.
+    fn store(&self, plugin: &LoadedPlugin, plugins: Option<Arc<Plugins>>) -> Store<PluginState> {
+        self.store_for(plugin.name.clone(), &plugin.policy, plugins)
+    }
+
+    fn store_for(
+        &self,
+        name: Arc<str>,
+        policy: &PluginPolicy,
+        plugins: Option<Arc<Plugins>>,
+    ) -> Store<PluginState> {
+        let state = PluginState::new(name, (policy.memory_mib << 20) as usize, self.server.clone(), plugins);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state.limiter());
+        store.set_epoch_deadline(engine::deadline_ticks(Duration::from_millis(policy.deadline_ms)));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Compiles `wasm`, checks it, and reads its manifest in a throw-away instance.
+    fn build(&self, name: &str, wasm: &[u8]) -> Result<(Arc<LoadedPlugin>, cache::Source), LoadError> {
+        let policy = self.config.plugin_policy(name);
+        let compiled = loader::compile(&self.engine, &self.linker, &self.cache, name, wasm, &policy)?;
+        let mut store = self.store_for(name.into(), &policy, None);
+        let manifest = describe(&compiled.pre, &mut store).map_err(|error| {
+            LoadError::Describe(classify(&name.into(), &policy, &store, error).to_string())
+        })?;
+        let source = compiled.source;
+        Ok((loader::finish(name, compiled, manifest, policy)?, source))
+    }
+
+    fn record_failure(&self, name: &str, reason: String) -> ModuleError {
+        tracing::error!(%name, %reason, "plugin load failed; the serving version (if any) stays");
+        self.last_errors().insert(name.to_owned(), reason.clone());
+        ModuleError::Failed { name: name.to_owned(), reason }
+    }
+
+    fn last_errors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.last_errors.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn file_path(&self, name: &str) -> PathBuf {
+        self.config.plugins_dir.join(format!("{name}.wasm"))
+    }
+}
+
+fn describe(
+    pre: &HostProvidesPre<PluginState>,
+    store: &mut Store<PluginState>,
+) -> wasmtime::Result<types::Manifest> {
+    let instance = pre.instantiate(&mut *store)?;
+    instance.plughost_admin_handler().call_describe(store)
+}
+
+/// Tells a deadline, a memory cap and any other trap apart, for the reply and the log.
+fn classify(
+    name: &Arc<str>,
+    policy: &PluginPolicy,
+    store: &Store<PluginState>,
+    error: wasmtime::Error,
+) -> CallError {
+    let name = name.clone();
+    let failure = if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        CallError::Deadline { plugin: name, deadline_ms: policy.deadline_ms }
+    } else if store.data().memory_exceeded() {
+        CallError::MemoryLimit { plugin: name, memory_mib: policy.memory_mib }
+    } else {
+        // The reply names the trap and the guest's own words (a panic message), not the wasm
+        // backtrace, which goes to the log.
+        let cause = error.downcast_ref::<Trap>().map_or_else(|| error.to_string(), Trap::to_string);
+        let stderr = store.data().stderr();
+        let said: Vec<&str> = stderr.lines().filter(|line| !line.starts_with("note: ")).collect();
+        let message = if said.is_empty() { cause } else { format!("{cause}: {}", said.join(" ")) };
+        tracing::debug!(plugin = %name, "trap details: {error:?}");
+        CallError::Trap { plugin: name, message }
+    };
+    tracing::warn!(error = %failure, "plugin call failed");
+    failure
+}
+
+/// Plugin names are file stems: lower-case ASCII letters, digits, `-` and `_`, at most 64.
+fn validate_name(name: &str) -> Result<(), ModuleError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_');
+    if valid { Ok(()) } else { Err(ModuleError::InvalidName(name.to_owned())) }
+}
+
+/// The plugin name of a path in the plugins folder, if it is `<valid name>.wasm`.
+fn plugin_name(path: &std::path::Path) -> Option<String> {
+    if path.extension()? != "wasm" {
+        return None;
+    }
+    let stem = path.file_stem()?.to_str()?;
+    validate_name(stem).ok()?;
+    Some(stem.to_owned())
+}

@@ -1,0 +1,201 @@
+//! Accounts and their salted SCRAM credentials. Plaintext passwords never reach this module.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Db, Result};
+
+/// A SASL mechanism whose salted credentials are stored (RFC 5802 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    ScramSha1,
+    ScramSha256,
+}
+
+impl Mechanism {
+    fn column(self) -> &'static str {
+        match self {
+            Mechanism::ScramSha1 => "SCRAM-SHA-1",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+        }
+    }
+}
+
+/// One mechanism's stored credential: what SCRAM needs to verify a client without the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub mechanism: Mechanism,
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+impl Db {
+    pub fn account_exists(&self, domain: &str, node: &str) -> Result<bool> {
+        let found = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM accounts WHERE domain = ?1 AND node = ?2",
+                params![domain, node],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// Inserts the account and its credentials in one transaction. Returns false, changing nothing,
+    /// when the account exists.
+    pub fn create_account(
+        &self,
+        domain: &str,
+        node: &str,
+        credentials: &[Credential],
+        registration_ip: Option<&str>,
+    ) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO accounts (domain, node, created_at, registration_ip)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![domain, node, now(), registration_ip],
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        write_credentials(&tx, domain, node, credentials)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Deletes the account; its credentials and roster go with it. Returns false when it did not
+    /// exist.
+    pub fn delete_account(&self, domain: &str, node: &str) -> Result<bool> {
+        let deleted = self
+            .conn()
+            .execute("DELETE FROM accounts WHERE domain = ?1 AND node = ?2", params![domain, node])?;
+        Ok(deleted > 0)
+    }
+
+    /// Replaces every stored credential of the account. Returns false when it does not exist.
+    pub fn set_credentials(&self, domain: &str, node: &str, credentials: &[Credential]) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists = tx
+            .query_row(
+                "SELECT 1 FROM accounts WHERE domain = ?1 AND node = ?2",
+                params![domain, node],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !exists {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM credentials WHERE domain = ?1 AND node = ?2", params![domain, node])?;
+        write_credentials(&tx, domain, node, credentials)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn credential(&self, domain: &str, node: &str, mechanism: Mechanism) -> Result<Option<Credential>> {
+        let credential = self
+            .conn()
+            .query_row(
+                "SELECT salt, iterations, stored_key, server_key FROM credentials
+                 WHERE domain = ?1 AND node = ?2 AND mechanism = ?3",
+                params![domain, node, mechanism.column()],
+                |row| {
+                    Ok(Credential {
+                        mechanism,
+                        salt: row.get(0)?,
+                        iterations: row.get(1)?,
+                        stored_key: row.get(2)?,
+                        server_key: row.get(3)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(credential)
+    }
+
+    /// The localparts of `domain`'s accounts, sorted.
+    pub fn list_accounts(&self, domain: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut statement =
+            conn.prepare_cached("SELECT node FROM accounts WHERE domain = ?1 ORDER BY node")?;
+        let nodes = statement.query_map(params![domain], |row| row.get(0))?.collect::<Result<_, _>>()?;
+        Ok(nodes)
+    }
+
+    pub fn count_accounts(&self, domain: Option<&str>) -> Result<u64> {
+        let count: i64 = match domain {
+            Some(domain) => self.conn().query_row(
+                "SELECT COUNT(*) FROM accounts WHERE domain = ?1",
+                params![domain],
+                |row| row.get(0),
+            )?,
+            None => self.conn().query_row("SELECT COUNT(*) FROM accounts", [], |row| row.get(0))?,
+        };
+        Ok(count as u64)
+    }
+}
+
+fn write_credentials(
+    tx: &rusqlite::Transaction<'_>,
+    domain: &str,
+    node: &str,
+    credentials: &[Credential],
+) -> Result<()> {
+    let mut statement = tx.prepare_cached(
+        "INSERT INTO credentials (domain, node, mechanism, salt, iterations, stored_key, server_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for credential in credentials {
+        statement.execute(params![
+            domain,
+            node,
+            credential.mechanism.column(),
+            credential.salt,
+            credential.iterations,
+            credential.stored_key,
+            credential.server_key
+        ])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credential() -> Credential {
+        Credential {
+            mechanism: Mechanism::ScramSha256,
+            salt: vec![1; 16],
+            iterations: 4096,
+            stored_key: vec![2; 32],
+            server_key: vec![3; 32],
+        }
+    }
+
+    #[test]
+    fn account_lifecycle() {
+        let db = Db::in_memory();
+        assert!(db.create_account("d", "alice", &[credential()], Some("127.0.0.1")).unwrap());
+        assert!(!db.create_account("d", "alice", &[credential()], None).unwrap());
+        assert!(db.account_exists("d", "alice").unwrap());
+        assert_eq!(db.credential("d", "alice", Mechanism::ScramSha256).unwrap(), Some(credential()));
+        assert_eq!(db.credential("d", "alice", Mechanism::ScramSha1).unwrap(), None);
+        assert_eq!(db.list_accounts("d").unwrap(), ["alice"]);
+        assert_eq!(db.count_accounts(None).unwrap(), 1);
+        assert!(db.delete_account("d", "alice").unwrap());
+        assert!(!db.delete_account("d", "alice").unwrap());
+        assert_eq!(db.credential("d", "alice", Mechanism::ScramSha256).unwrap(), None, "cascade");
+    }
+}

@@ -1,0 +1,55 @@
+//! Versioned schema migrations, tracked in SQLite's `user_version`. Append only: a released
+//! migration is never edited, a change is a new entry.
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: accounts, their credentials per SASL mechanism, rosters.
+    "CREATE TABLE accounts (
+        domain TEXT NOT NULL,
+        node TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        registration_ip TEXT,
+        PRIMARY KEY (domain, node)
+     ) WITHOUT ROWID;
+     CREATE TABLE credentials (
+        domain TEXT NOT NULL,
+        node TEXT NOT NULL,
+        mechanism TEXT NOT NULL,
+        salt BLOB NOT NULL,
+        iterations INTEGER NOT NULL,
+        stored_key BLOB NOT NULL,
+        server_key BLOB NOT NULL,
+        PRIMARY KEY (domain, node, mechanism),
+        FOREIGN KEY (domain, node) REFERENCES accounts (domain, node) ON DELETE CASCADE
+     ) WITHOUT ROWID;
+     CREATE TABLE roster (
+        domain TEXT NOT NULL,
+        node TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        name TEXT,
+        groups TEXT NOT NULL DEFAULT '[]',
+        subscription TEXT NOT NULL DEFAULT 'none',
+        ask INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (domain, node, contact),
+        FOREIGN KEY (domain, node) REFERENCES accounts (domain, node) ON DELETE CASCADE
+     ) WITHOUT ROWID;",
+];
+
+pub fn apply(conn: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "database migrated");
+    }
+    Ok(())
+}

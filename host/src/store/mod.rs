@@ -1,0 +1,66 @@
+//! SQLite storage in `data_dir`: accounts with their SCRAM credentials, rosters and (from the
+//! XMPP core on) the offline queue. It owns the schema and its migrations and knows nothing of
+//! XMPP semantics, HTTP or wasm: callers pass already-normalised JIDs.
+//!
+//! One connection behind a std `Mutex`: every statement is short, callers are already on blocking
+//! threads (plugin calls) or do one statement per operation, and SQLite serialises writers anyway.
+//! WAL with `synchronous = FULL` makes every acknowledged write durable before it is acknowledged.
+
+mod accounts;
+mod migrations;
+mod roster;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+pub use accounts::{Credential, Mechanism};
+pub use roster::{Ask, RosterItem, Subscription};
+
+/// Errors of the storage layer. The text names what failed, for logs.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create data folder {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("database schema version {found} is newer than this binary knows ({known}); upgrade plughost")]
+    TooNew { found: i64, known: i64 },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The database handle. Cheap to share behind an `Arc`.
+pub struct Db {
+    /// std rather than tokio: it is never held across an `.await`.
+    conn: Mutex<rusqlite::Connection>,
+}
+
+impl Db {
+    /// Opens (creating if needed) `<data_dir>/plughost.sqlite3` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Db> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let mut conn = rusqlite::Connection::open(data_dir.join("plughost.sqlite3"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations::apply(&mut conn)?;
+        Ok(Db { conn: Mutex::new(conn) })
+    }
+
+    /// An in-memory database, for unit tests.
+    #[cfg(test)]
+    pub fn in_memory() -> Db {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        migrations::apply(&mut conn).unwrap();
+        Db { conn: Mutex::new(conn) }
+    }
+
+    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (statements are atomic),
+        // so a poisoned lock is safe to keep using.
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
