@@ -11,8 +11,60 @@ wit_bindgen::generate!({
 });
 
 pub use plughost::admin::types;
-use serde_json::{Value, json};
-use types::{Error, Response};
+use serde_json::{Map, Value, json};
+use types::{Error, Manifest, Method, Request, Response, Route};
+
+/// What a route handler answers. Both sides are sent as they are: `Err` is an early answer (a
+/// 4xx or a mapped host error), so that handlers can bail out with `?`.
+pub type Reply = Result<Response, Response>;
+
+/// One route of a plugin together with the function that answers it. A plugin keeps a single
+/// table of these, so that the routes it declares and the routes it dispatches cannot drift apart.
+pub struct Endpoint {
+    pub method: Method,
+    /// The path template, relative to the API base (`/user/{name}`).
+    pub path: &'static str,
+    pub handler: fn(&Request) -> Reply,
+}
+
+/// The manifest of a plugin whose routes are `endpoints`.
+pub fn manifest(name: &str, version: &str, description: &str, endpoints: &[Endpoint]) -> Manifest {
+    Manifest {
+        name: name.into(),
+        version: version.into(),
+        description: description.into(),
+        routes: endpoints
+            .iter()
+            .map(|endpoint| Route { method: endpoint.method, path: endpoint.path.into() })
+            .collect(),
+    }
+}
+
+/// Runs the endpoint whose method and template matched `request`. The host only routes declared
+/// routes to a plugin, so the fallback answers what mod_admin_rest answers for an unknown path
+/// rather than trapping.
+pub fn dispatch(endpoints: &[Endpoint], request: &Request) -> Response {
+    endpoints
+        .iter()
+        .find(|endpoint| endpoint.method == request.method && endpoint.path == request.route)
+        .map_or_else(invalid_path, |endpoint| (endpoint.handler)(request).unwrap_or_else(|early| early))
+}
+
+/// The localpart of a bare JID (`alice` of `alice@example.org`); empty for a domain JID.
+pub fn localpart(jid: &str) -> &str {
+    jid.split_once('@').map_or("", |(node, _)| node)
+}
+
+/// The method as written in HTTP (`GET`).
+pub fn method_name(method: Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    }
+}
 
 /// A reply `{"result": value}` with the given status.
 pub fn reply(status: u16, value: impl serde::Serialize) -> Response {
@@ -22,11 +74,7 @@ pub fn reply(status: u16, value: impl serde::Serialize) -> Response {
 
 /// The value of path parameter `name`, or an empty string when the route has none.
 pub fn param<'a>(request: &'a types::Request, name: &str) -> &'a str {
-    request
-        .params
-        .iter()
-        .find(|(key, _)| key == name)
-        .map_or("", |(_, value)| value.as_str())
+    request.params.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
 }
 
 /// The request body parsed as a JSON object, whatever the content type (as mod_admin_rest does).
@@ -35,7 +83,7 @@ pub fn param<'a>(request: &'a types::Request, name: &str) -> &'a str {
 pub fn body_object(request: &types::Request) -> Result<serde_json::Map<String, Value>, Response> {
     match body_value(request)? {
         Value::Object(map) => Ok(map),
-        _ => Err(reply(400, "Body does not exist or is malformed")),
+        _ => Err(body_malformed()),
     }
 }
 
@@ -74,4 +122,30 @@ pub fn text_of(error: &Error) -> &str {
 /// A reply for a host error that the plugin does not handle specially.
 pub fn error_reply(error: &Error) -> Response {
     reply(status_of(error), text_of(error))
+}
+
+/// The string member `key` of a request body; a missing or non-string member is the 400 that
+/// mod_admin_rest answers for a body it cannot use.
+pub fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a str, Response> {
+    body.get(key).and_then(Value::as_str).ok_or_else(body_malformed)
+}
+
+/// 404 `Invalid request path`: no such route, or a path segment that cannot name anything.
+pub fn invalid_path() -> Response {
+    reply(404, "Invalid request path")
+}
+
+/// 400 `Body does not exist or is malformed`: the body lacks what the route needs.
+pub fn body_malformed() -> Response {
+    reply(400, "Body does not exist or is malformed")
+}
+
+/// 404 for a user name that is not a valid localpart or bare JID of a served domain.
+pub fn user_malformed() -> Response {
+    reply(404, "User does not exist or is malformed")
+}
+
+/// 404 for a well-formed user name with no account; `jid` is the resolved bare JID.
+pub fn user_not_found(jid: &str) -> Response {
+    reply(404, format!("User does not exist: {jid}"))
 }

@@ -1,0 +1,38 @@
+//! `conflict`: a test fixture, never shipped. It claims `GET /ping`, which the `ping` plugin
+//! already serves, so that tests can check that the host refuses the later load and keeps `ping`.
+
+wit_bindgen::generate!({
+    inline: "package plughost:conflict; world conflict { include plughost:admin/plugin@0.1.0; }",
+    path: "../../../wit",
+    with: { "plughost:admin/types@0.1.0": sdk::types },
+});
+
+use exports::plughost::admin::handler::Guest;
+use sdk::types::{Manifest, Method, Request, Response};
+use sdk::{Endpoint, Reply};
+
+const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/ping", handler: ping }];
+
+// A different answer from ping's "PONG", so that a test can tell which plugin served the route.
+fn ping(_request: &Request) -> Reply {
+    Ok(sdk::reply(200, "conflict"))
+}
+
+struct Conflict;
+
+impl Guest for Conflict {
+    fn describe() -> Manifest {
+        sdk::manifest(
+            "conflict",
+            env!("CARGO_PKG_VERSION"),
+            "Test fixture: claims GET /ping, which the ping plugin owns.",
+            ENDPOINTS,
+        )
+    }
+
+    fn handle(request: Request) -> Response {
+        sdk::dispatch(ENDPOINTS, &request)
+    }
+}
+
+export!(Conflict);

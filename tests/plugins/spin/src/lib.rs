@@ -1,0 +1,43 @@
+//! `spin`: a test fixture, never shipped. `GET /fixture/spin` never returns, so that tests can
+//! check that the host's deadline stops a runaway plugin and fails only that request.
+
+wit_bindgen::generate!({
+    inline: "package plughost:spin; world spin { include plughost:admin/plugin@0.1.0; }",
+    path: "../../../wit",
+    with: { "plughost:admin/types@0.1.0": sdk::types },
+});
+
+use std::hint::black_box;
+
+use exports::plughost::admin::handler::Guest;
+use sdk::types::{Manifest, Method, Request, Response};
+use sdk::{Endpoint, Reply};
+
+const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/fixture/spin", handler: spin }];
+
+fn spin(_request: &Request) -> Reply {
+    // `black_box` keeps the optimiser from proving the loop pointless and folding it away.
+    let mut turns: u64 = 0;
+    loop {
+        turns = black_box(turns.wrapping_add(1));
+    }
+}
+
+struct Spin;
+
+impl Guest for Spin {
+    fn describe() -> Manifest {
+        sdk::manifest(
+            "spin",
+            env!("CARGO_PKG_VERSION"),
+            "Test fixture: loops forever on every request.",
+            ENDPOINTS,
+        )
+    }
+
+    fn handle(request: Request) -> Response {
+        sdk::dispatch(ENDPOINTS, &request)
+    }
+}
+
+export!(Spin);

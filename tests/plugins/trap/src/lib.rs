@@ -1,0 +1,33 @@
+//! `trap`: a test fixture, never shipped. `GET /fixture/trap` panics, which the plugin profile's
+//! `panic = "abort"` turns into a wasm trap, so that tests can check that a trap fails only the
+//! request that hit it and that the host and the plugin go on serving.
+
+wit_bindgen::generate!({
+    inline: "package plughost:trap; world trap { include plughost:admin/plugin@0.1.0; }",
+    path: "../../../wit",
+    with: { "plughost:admin/types@0.1.0": sdk::types },
+});
+
+use exports::plughost::admin::handler::Guest;
+use sdk::types::{Manifest, Method, Request, Response};
+use sdk::{Endpoint, Reply};
+
+const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/fixture/trap", handler: trap }];
+
+fn trap(_request: &Request) -> Reply {
+    panic!("the trap fixture panics on purpose")
+}
+
+struct Trap;
+
+impl Guest for Trap {
+    fn describe() -> Manifest {
+        sdk::manifest("trap", env!("CARGO_PKG_VERSION"), "Test fixture: traps on every request.", ENDPOINTS)
+    }
+
+    fn handle(request: Request) -> Response {
+        sdk::dispatch(ENDPOINTS, &request)
+    }
+}
+
+export!(Trap);
