@@ -48,10 +48,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The workspace root (the parent of this crate's folder).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
 }
 
 /// The server binary: `$PLUGHOST_BIN`, else `target/release/plughost` of the workspace root.
@@ -226,16 +223,9 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.status {
             Some(status) => writeln!(f, "plughost serve exited before it was ready: {status}")?,
-            None => writeln!(
-                f,
-                "plughost serve printed no ready line in {START_TIMEOUT:?}"
-            )?,
+            None => writeln!(f, "plughost serve printed no ready line in {START_TIMEOUT:?}")?,
         }
-        write!(
-            f,
-            "--- stdout ---\n{}--- stderr ---\n{}",
-            self.stdout, self.stderr
-        )
+        write!(f, "--- stdout ---\n{}--- stderr ---\n{}", self.stdout, self.stderr)
     }
 }
 
@@ -272,16 +262,9 @@ impl TestHost {
 
     /// Writes the config, copies the plugins and creates the admin account.
     fn prepare(builder: Builder) -> TestHost {
-        let dir = tempfile::Builder::new()
-            .prefix("plughost-test-")
-            .tempdir()
-            .expect("a temp dir");
+        let dir = tempfile::Builder::new().prefix("plughost-test-").tempdir().expect("a temp dir");
         let config = dir.path().join("config.toml");
-        let quoted: Vec<String> = builder
-            .admins
-            .iter()
-            .map(|admin| format!("{admin:?}"))
-            .collect();
+        let quoted: Vec<String> = builder.admins.iter().map(|admin| format!("{admin:?}")).collect();
         let text = format!(
             "domains = [\"localhost\"]\nadmins = [{}]\ndata_dir = \"data\"\nplugins_dir = \"plugins\"\n{}\n\
              [http]\nlisten = \"127.0.0.1:0\"\n{}\n[c2s]\nlisten = \"127.0.0.1:0\"\n\n{}",
@@ -310,10 +293,7 @@ impl TestHost {
         };
         if host.builder.create_admin {
             let output = host.cli(&["adduser", ADMIN], Some(ADMIN_PASSWORD));
-            assert!(
-                output.status.success(),
-                "plughost adduser {ADMIN} failed: {output:?}"
-            );
+            assert!(output.status.success(), "plughost adduser {ADMIN} failed: {output:?}");
         }
         host
     }
@@ -351,11 +331,7 @@ impl TestHost {
         let ready = ready_rx.recv_timeout(START_TIMEOUT);
         let failed = |host: &TestHost, status| StartError {
             status,
-            stdout: host
-                .stdout_lines()
-                .iter()
-                .map(|line| format!("{line}\n"))
-                .collect(),
+            stdout: host.stdout_lines().iter().map(|line| format!("{line}\n")).collect(),
             stderr: host.stderr(),
         };
         let line = match ready {
@@ -373,10 +349,7 @@ impl TestHost {
         let address = |key: &str| {
             line.split_whitespace()
                 .find_map(|token| token.strip_prefix(key))
-                .map(|text| {
-                    text.parse::<SocketAddr>()
-                        .expect("an address in the ready line")
-                })
+                .map(|text| text.parse::<SocketAddr>().expect("an address in the ready line"))
         };
         self.http = address("http=").unwrap_or_else(|| panic!("no http= in {line:?}"));
         self.c2s = address("c2s=");
@@ -476,18 +449,11 @@ impl TestHost {
     /// returns what it did.
     pub fn cli(&self, args: &[&str], password: Option<&str>) -> Output {
         let mut command = Command::new(binary());
-        command
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("PLUGHOST_PASSWORD");
+        command.args(args).arg("--config").arg(&self.config).env_remove("PLUGHOST_PASSWORD");
         if let Some(password) = password {
             command.env("PLUGHOST_PASSWORD", password);
         }
-        command
-            .stdin(Stdio::null())
-            .output()
-            .expect("running plughost")
+        command.stdin(Stdio::null()).output().expect("running plughost")
     }
 
     /// Runs `plughost ARGS --config FILE` with `stdin` as its standard input and no
@@ -504,12 +470,7 @@ impl TestHost {
             .stderr(Stdio::piped())
             .spawn()
             .expect("running plughost");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .expect("writing stdin");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).expect("writing stdin");
         child.wait_with_output().expect("waiting for plughost")
     }
 
@@ -547,13 +508,7 @@ impl TestHost {
         if let Some(authorization) = &self.authorization {
             headers.insert(AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
         }
-        RequestBuilder {
-            addr: self.http,
-            method,
-            target: target.to_owned(),
-            headers,
-            body: Bytes::new(),
-        }
+        RequestBuilder { addr: self.http, method, target: target.to_owned(), headers, body: Bytes::new() }
     }
 
     /// `GET BASE+path` as the admin: the status and the JSON body.
@@ -563,11 +518,7 @@ impl TestHost {
 
     /// `POST BASE+path` with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.request(Method::POST, path)
-            .json(&body)
-            .send()
-            .await
-            .status_json()
+        self.request(Method::POST, path).json(&body).send().await.status_json()
     }
 
     /// `PUT BASE+path` with no body.
@@ -577,19 +528,12 @@ impl TestHost {
 
     /// `PATCH BASE+path` with a JSON body.
     pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
-        self.request(Method::PATCH, path)
-            .json(&body)
-            .send()
-            .await
-            .status_json()
+        self.request(Method::PATCH, path).json(&body).send().await.status_json()
     }
 
     /// `DELETE BASE+path` with no body.
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        self.request(Method::DELETE, path)
-            .send()
-            .await
-            .status_json()
+        self.request(Method::DELETE, path).send().await.status_json()
     }
 
     /// A keep-alive connection to the HTTP listener.
@@ -652,8 +596,7 @@ impl RequestBuilder {
     /// Sets (replaces) a header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         let name = HeaderName::from_bytes(name.as_bytes()).expect("a header name");
-        self.headers
-            .insert(name, HeaderValue::from_str(value).expect("a header value"));
+        self.headers.insert(name, HeaderValue::from_str(value).expect("a header value"));
         self
     }
 
@@ -670,8 +613,7 @@ impl RequestBuilder {
 
     /// Sends `value` as a JSON body.
     pub fn json(self, value: &Value) -> Self {
-        self.header("content-type", "application/json")
-            .body(value.to_string())
+        self.header("content-type", "application/json").body(value.to_string())
     }
 
     /// Sends raw bytes as the body (no content type unless set).
@@ -744,14 +686,8 @@ impl Reply {
         let body = self.json();
         assert_eq!(self.status, status, "unexpected status; body {body}");
         let content_type = self.header(CONTENT_TYPE.as_str()).unwrap_or_default();
-        assert!(
-            content_type.starts_with("application/json"),
-            "content-type {content_type:?}"
-        );
-        body["result"]
-            .as_str()
-            .unwrap_or_else(|| panic!("result is not a string: {body}"))
-            .to_owned()
+        assert!(content_type.starts_with("application/json"), "content-type {content_type:?}");
+        body["result"].as_str().unwrap_or_else(|| panic!("result is not a string: {body}")).to_owned()
     }
 }
 
@@ -765,8 +701,7 @@ impl Conn {
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -780,11 +715,7 @@ impl Conn {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await?.to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        Ok(Reply { status, headers, body })
     }
 }
 
@@ -860,11 +791,7 @@ impl Load {
             if reply.status == 200 && body == Some(json!({"result": "PONG"})) {
                 Ok("PONG".to_owned())
             } else {
-                Err(format!(
-                    "{} {}",
-                    reply.status,
-                    String::from_utf8_lossy(&reply.body)
-                ))
+                Err(format!("{} {}", reply.status, String::from_utf8_lossy(&reply.body)))
             }
         });
         Load::start(host.request(Method::GET, "/ping"), connections, check)

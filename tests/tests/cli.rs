@@ -5,11 +5,7 @@ use plughost_tests::{Method, TestHost, json};
 /// The status a Basic login as `user` gets on `GET /ping`: 401 for bad credentials, 403 for good
 /// credentials of a non-admin.
 async fn login_status(host: &TestHost, user: &str, password: &str) -> u16 {
-    host.request(Method::GET, "/ping")
-        .basic(user, password)
-        .send()
-        .await
-        .status
+    host.request(Method::GET, "/ping").basic(user, password).send().await.status
 }
 
 fn assert_success(output: &std::process::Output) {
@@ -18,10 +14,7 @@ fn assert_success(output: &std::process::Output) {
 
 fn assert_failure(output: &std::process::Output) {
     assert!(!output.status.success(), "it succeeded: {output:?}");
-    assert!(
-        !output.stderr.is_empty(),
-        "no message on stderr: {output:?}"
-    );
+    assert!(!output.stderr.is_empty(), "no message on stderr: {output:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,10 +31,7 @@ async fn adduser_passwd_deluser() {
 
     // The password from stdin.
     assert_success(&host.cli_with_stdin(&["adduser", "carol@localhost"], "from stdin\n"));
-    assert_eq!(
-        login_status(&host, "carol@localhost", "from stdin").await,
-        403
-    );
+    assert_eq!(login_status(&host, "carol@localhost", "from stdin").await, 403);
 
     // Offline, so that no cached login hides the change.
     host.stop();
@@ -56,28 +46,15 @@ async fn adduser_passwd_deluser() {
     assert_failure(&host.cli(&["deluser", "bob@localhost"], None));
     host.start_again().await;
     assert_eq!(login_status(&host, "bob@localhost", "pw-two").await, 401);
-    assert_eq!(
-        host.get("/user/bob").await,
-        (404, json!({"result": "User does not exist: bob@localhost"}))
-    );
-    assert_eq!(
-        login_status(&host, "carol@localhost", "from stdin").await,
-        403
-    );
+    assert_eq!(host.get("/user/bob").await, (404, json!({"result": "User does not exist: bob@localhost"})));
+    assert_eq!(login_status(&host, "carol@localhost", "from stdin").await, 403);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cli_admin_can_use_the_api() {
-    let host = TestHost::builder()
-        .admins(&["admin@localhost", "ops@localhost"])
-        .start()
-        .await;
+    let host = TestHost::builder().admins(&["admin@localhost", "ops@localhost"]).start().await;
     assert_success(&host.cli(&["adduser", "ops@localhost"], Some("ops-pw")));
-    let reply = host
-        .request(Method::GET, "/ping")
-        .basic("ops@localhost", "ops-pw")
-        .send()
-        .await;
+    let reply = host.request(Method::GET, "/ping").basic("ops@localhost", "ops-pw").send().await;
     assert_eq!(reply.status_json(), (200, json!({"result": "PONG"})));
 }
 

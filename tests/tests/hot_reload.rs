@@ -17,9 +17,7 @@ async fn echo_version(host: &TestHost) -> Option<String> {
 }
 
 fn version_of(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_owned)
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
 /// `last_error` of `GET /module/NAME`, as text; none while it is null.
@@ -31,10 +29,7 @@ async fn last_error(host: &TestHost, name: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dropped_plugin_serves_within_a_second() {
     let host = TestHost::start().await;
-    assert_eq!(
-        host.get("/fixture/echo/x").await,
-        (404, json!({"result": "Invalid request path"}))
-    );
+    assert_eq!(host.get("/fixture/echo/x").await, (404, json!({"result": "Invalid request path"})));
 
     host.install_plugin("echo", "echo");
     let took = wait_for("echo to serve", Duration::from_secs(10), || async {
@@ -45,10 +40,7 @@ async fn a_dropped_plugin_serves_within_a_second() {
 
     assert_eq!(
         host.get("/modules").await,
-        (
-            200,
-            json!({"result": {"count": 4, "modules": ["echo", "module", "ping", "user"]}})
-        )
+        (200, json!({"result": {"count": 4, "modules": ["echo", "module", "ping", "user"]}}))
     );
     let (status, module) = host.get("/module/echo").await;
     assert_eq!(status, 200, "{module}");
@@ -60,9 +52,7 @@ async fn a_dropped_plugin_serves_within_a_second() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_host_passes_the_request_to_the_plugin() {
     let host = TestHost::builder().with_plugin("echo").start().await;
-    let (status, body) = host
-        .get("/fixture/echo/Caf%C3%A9%20au%2Flait?k=v%20w&k=2")
-        .await;
+    let (status, body) = host.get("/fixture/echo/Caf%C3%A9%20au%2Flait?k=v%20w&k=2").await;
     assert_eq!(status, 200, "{body}");
     let echo = &body["result"];
     assert_eq!(echo["method"], json!("GET"));
@@ -74,27 +64,15 @@ async fn the_host_passes_the_request_to_the_plugin() {
     assert_eq!(echo["caller"]["ip"], json!("127.0.0.1"));
     assert_eq!(echo["caller"]["secure"], json!(false));
     let headers = echo["headers"].to_string();
-    assert!(
-        !headers.to_lowercase().contains("authorization"),
-        "{headers}"
-    );
+    assert!(!headers.to_lowercase().contains("authorization"), "{headers}");
 
-    let reply = host
-        .request(Method::POST, "/fixture/echo/y")
-        .header("x-test", "yes")
-        .body("12345")
-        .send()
-        .await;
+    let reply =
+        host.request(Method::POST, "/fixture/echo/y").header("x-test", "yes").body("12345").send().await;
     let (status, body) = reply.status_json();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["method"], json!("POST"));
     assert_eq!(body["result"]["body_len"], json!(5));
-    assert!(
-        body["result"]["headers"]
-            .to_string()
-            .contains(r#"["x-test","yes"]"#),
-        "{body}"
-    );
+    assert!(body["result"]["headers"].to_string().contains(r#"["x-test","yes"]"#), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,15 +85,8 @@ async fn a_deleted_plugin_is_unloaded() {
     })
     .await;
     let (status, body) = host.get("/module/echo").await;
-    assert_eq!(
-        (status, &body["result"]["loaded"]),
-        (404, &json!(false)),
-        "{body}"
-    );
-    assert_eq!(
-        host.get("/modules/count").await,
-        (200, json!({"result": {"count": 3}}))
-    );
+    assert_eq!((status, &body["result"]["loaded"]), (404, &json!(false)), "{body}");
+    assert_eq!(host.get("/modules/count").await, (200, json!({"result": {"count": 3}})));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,18 +104,12 @@ async fn replacing_a_plugin_under_load_fails_no_request() {
 
     let mut waits = Vec::new();
     for round in 0..50 {
-        let (file, version) = if round % 2 == 0 {
-            ("echo-v2", "2")
-        } else {
-            ("echo", "1")
-        };
+        let (file, version) = if round % 2 == 0 { ("echo-v2", "2") } else { ("echo", "1") };
         let start = Instant::now();
         host.install_plugin("echo", file);
-        wait_for(
-            &format!("round {round}: version {version}"),
-            Duration::from_secs(10),
-            || async { echo_version(&host).await.as_deref() == Some(version) },
-        )
+        wait_for(&format!("round {round}: version {version}"), Duration::from_secs(10), || async {
+            echo_version(&host).await.as_deref() == Some(version)
+        })
         .await;
         waits.push(start.elapsed());
     }
@@ -157,21 +122,9 @@ async fn replacing_a_plugin_under_load_fails_no_request() {
         waits[waits.len() - 1],
         report.labels
     );
-    assert!(
-        report.failures.is_empty(),
-        "failed requests: {:?}",
-        report.failures
-    );
-    assert!(
-        report.labels.get("1").is_some_and(|&n| n > 0),
-        "{:?}",
-        report.labels
-    );
-    assert!(
-        report.labels.get("2").is_some_and(|&n| n > 0),
-        "{:?}",
-        report.labels
-    );
+    assert!(report.failures.is_empty(), "failed requests: {:?}", report.failures);
+    assert!(report.labels.get("1").is_some_and(|&n| n > 0), "{:?}", report.labels);
+    assert!(report.labels.get("2").is_some_and(|&n| n > 0), "{:?}", report.labels);
     assert_eq!(report.labels.len(), 2, "{:?}", report.labels);
 }
 
@@ -186,19 +139,13 @@ async fn a_broken_file_keeps_the_old_version() {
     let mut garbage = vec![0_u8; 64 * 1024];
     rand::rng().fill_bytes(&mut garbage);
     host.write_plugin("echo", &garbage);
-    wait_for(
-        "a load error for random bytes",
-        Duration::from_secs(5),
-        || async { last_error(&host, "echo").await.is_some() },
-    )
+    wait_for("a load error for random bytes", Duration::from_secs(5), || async {
+        last_error(&host, "echo").await.is_some()
+    })
     .await;
     assert_eq!(echo_version(&host).await.as_deref(), Some("1"));
     let (status, body) = host.get("/module/echo").await;
-    assert_eq!(
-        (status, &body["result"]["loaded"]),
-        (200, &json!(true)),
-        "{body}"
-    );
+    assert_eq!((status, &body["result"]["loaded"]), (200, &json!(true)), "{body}");
     assert_eq!(body["result"]["version"], json!("1"), "{body}");
 
     // PUT of the broken file fails with the reason and changes nothing.
@@ -218,21 +165,15 @@ async fn a_broken_file_keeps_the_old_version() {
     // A truncated copy of a good file.
     let good = std::fs::read(plughost_tests::plugin_file("echo")).unwrap();
     host.write_plugin("echo", &good[..good.len() / 2]);
-    wait_for(
-        "a load error for a truncated file",
-        Duration::from_secs(5),
-        || async { last_error(&host, "echo").await.is_some() },
-    )
+    wait_for("a load error for a truncated file", Duration::from_secs(5), || async {
+        last_error(&host, "echo").await.is_some()
+    })
     .await;
     assert_eq!(echo_version(&host).await.as_deref(), Some("2"));
 
     let report = load.finish().await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert!(
-        !host.log_lines_with(&["plugin load failed"]).is_empty(),
-        "{}",
-        host.stderr()
-    );
+    assert!(!host.log_lines_with(&["plugin load failed"]).is_empty(), "{}", host.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,10 +189,7 @@ async fn a_file_written_slowly_in_place_ends_up_serving() {
         file.flush().unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         // Half a file never replaces the working version.
-        assert!(matches!(
-            echo_version(&host).await.as_deref(),
-            Some("1" | "2")
-        ));
+        assert!(matches!(echo_version(&host).await.as_deref(), Some("1" | "2")));
     }
     drop(file);
     wait_for("echo v2", Duration::from_secs(5), || async {

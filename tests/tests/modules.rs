@@ -21,34 +21,20 @@ async fn listing_and_inspecting() {
     let host = TestHost::start().await;
     assert_eq!(
         host.get("/modules").await,
-        (
-            200,
-            json!({"result": {"count": 3, "modules": ["module", "ping", "user"]}})
-        )
+        (200, json!({"result": {"count": 3, "modules": ["module", "ping", "user"]}}))
     );
-    assert_eq!(
-        host.get("/modules/count").await,
-        (200, json!({"result": {"count": 3}}))
-    );
+    assert_eq!(host.get("/modules/count").await, (200, json!({"result": {"count": 3}})));
 
     let ping = loaded_module(&host, "ping").await;
     assert_eq!(ping["version"], json!("0.1.0"));
     let routes = ping["routes"].as_array().unwrap();
     assert_eq!(routes.len(), 1, "{ping}");
     let route = routes[0].to_string();
-    assert!(
-        route.contains("/ping") && route.to_uppercase().contains("GET"),
-        "{route}"
-    );
+    assert!(route.contains("/ping") && route.to_uppercase().contains("GET"), "{route}");
 
     let user = loaded_module(&host, "user").await;
     let routes = user["routes"].to_string();
-    for path in [
-        "/user/{name}",
-        "/user/{name}/connected",
-        "/users/count",
-        "/user_connected/{name}",
-    ] {
+    for path in ["/user/{name}", "/user/{name}/connected", "/users/count", "/user_connected/{name}"] {
         assert!(routes.contains(path), "{path} not in {routes}");
     }
 
@@ -62,49 +48,24 @@ async fn listing_and_inspecting() {
 async fn put_reloads_and_delete_unloads() {
     let host = TestHost::start().await;
     let pong = (200, json!({"result": "PONG"}));
-    assert_eq!(
-        host.put("/module/ping").await,
-        (200, json!({"result": "Module loaded: ping"}))
-    );
+    assert_eq!(host.put("/module/ping").await, (200, json!({"result": "Module loaded: ping"})));
     assert_eq!(host.get("/ping").await, pong);
     loaded_module(&host, "ping").await;
 
-    assert_eq!(
-        host.delete("/module/ping").await,
-        (200, json!({"result": "Module unloaded: ping"}))
-    );
-    assert_eq!(
-        host.get("/ping").await,
-        (404, json!({"result": "Invalid request path"}))
-    );
+    assert_eq!(host.delete("/module/ping").await, (200, json!({"result": "Module unloaded: ping"})));
+    assert_eq!(host.get("/ping").await, (404, json!({"result": "Invalid request path"})));
     assert_eq!(
         host.get("/modules").await,
-        (
-            200,
-            json!({"result": {"count": 2, "modules": ["module", "user"]}})
-        )
+        (200, json!({"result": {"count": 2, "modules": ["module", "user"]}}))
     );
     let (status, body) = host.get("/module/ping").await;
-    assert_eq!(
-        (status, &body["result"]["loaded"]),
-        (404, &json!(false)),
-        "{body}"
-    );
-    assert_eq!(
-        host.delete("/module/ping").await,
-        (404, json!({"result": "Module is not loaded: ping"}))
-    );
+    assert_eq!((status, &body["result"]["loaded"]), (404, &json!(false)), "{body}");
+    assert_eq!(host.delete("/module/ping").await, (404, json!({"result": "Module is not loaded: ping"})));
 
     // The file is still there, so PUT brings it back.
-    assert_eq!(
-        host.put("/module/ping").await,
-        (200, json!({"result": "Module loaded: ping"}))
-    );
+    assert_eq!(host.put("/module/ping").await, (200, json!({"result": "Module loaded: ping"})));
     assert_eq!(host.get("/ping").await, pong);
-    assert_eq!(
-        host.get("/modules/count").await,
-        (200, json!({"result": {"count": 3}}))
-    );
+    assert_eq!(host.get("/modules/count").await, (200, json!({"result": {"count": 3}})));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,29 +79,17 @@ async fn put_without_a_file_is_404() {
     );
     // PUT loads a file that was never loaded before.
     host.install_plugin("echo", "echo");
-    assert_eq!(
-        host.put("/module/echo").await,
-        (200, json!({"result": "Module loaded: echo"}))
-    );
+    assert_eq!(host.put("/module/echo").await, (200, json!({"result": "Module loaded: echo"})));
     assert_eq!(host.get("/fixture/echo/x").await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_module_plugin_reloads_and_unloads_itself() {
     let host = TestHost::start().await;
-    assert_eq!(
-        host.put("/module/module").await,
-        (200, json!({"result": "Module loaded: module"}))
-    );
-    assert_eq!(
-        host.get("/modules/count").await,
-        (200, json!({"result": {"count": 3}}))
-    );
+    assert_eq!(host.put("/module/module").await, (200, json!({"result": "Module loaded: module"})));
+    assert_eq!(host.get("/modules/count").await, (200, json!({"result": {"count": 3}})));
 
-    assert_eq!(
-        host.delete("/module/module").await,
-        (200, json!({"result": "Module unloaded: module"}))
-    );
+    assert_eq!(host.delete("/module/module").await, (200, json!({"result": "Module unloaded: module"})));
     let invalid_path = (404, json!({"result": "Invalid request path"}));
     assert_eq!(host.get("/modules").await, invalid_path);
     assert_eq!(host.get("/module/ping").await, invalid_path);
@@ -148,10 +97,8 @@ async fn the_module_plugin_reloads_and_unloads_itself() {
 
     // Writing the file again loads it again.
     host.install_plugin("module", "module");
-    plughost_tests::wait_for(
-        "the module plugin to come back",
-        std::time::Duration::from_secs(5),
-        || async { host.get("/modules/count").await == (200, json!({"result": {"count": 3}})) },
-    )
+    plughost_tests::wait_for("the module plugin to come back", std::time::Duration::from_secs(5), || async {
+        host.get("/modules/count").await == (200, json!({"result": {"count": 3}}))
+    })
     .await;
 }

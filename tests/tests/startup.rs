@@ -8,53 +8,29 @@ use plughost_tests::{Method, TestHost, json};
 async fn the_first_start_creates_an_admin() {
     let mut host = TestHost::builder().without_admin().start().await;
     let file = host.data_dir().join("initial-admin-password");
-    let mode = std::fs::metadata(&file)
-        .expect("initial-admin-password")
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(&file).expect("initial-admin-password").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
     let password = std::fs::read_to_string(&file).unwrap().trim().to_owned();
     assert!(password.len() >= 12, "a short password: {password:?}");
 
     let stdout = host.stdout_lines();
-    let ready = stdout
-        .iter()
-        .position(|line| line.starts_with("plughost ready"))
-        .unwrap();
-    let printed: Vec<usize> = (0..stdout.len())
-        .filter(|&i| stdout[i].contains(&password))
-        .collect();
+    let ready = stdout.iter().position(|line| line.starts_with("plughost ready")).unwrap();
+    let printed: Vec<usize> = (0..stdout.len()).filter(|&i| stdout[i].contains(&password)).collect();
     assert_eq!(printed.len(), 1, "the password is printed once: {stdout:?}");
-    assert!(
-        printed[0] < ready,
-        "the password is printed before the ready line: {stdout:?}"
-    );
+    assert!(printed[0] < ready, "the password is printed before the ready line: {stdout:?}");
 
-    let login = host
-        .request(Method::GET, "/ping")
-        .basic("admin@localhost", &password);
-    assert_eq!(
-        login.send().await.status_json(),
-        (200, json!({"result": "PONG"}))
-    );
+    let login = host.request(Method::GET, "/ping").basic("admin@localhost", &password);
+    assert_eq!(login.send().await.status_json(), (200, json!({"result": "PONG"})));
     let bare = host.request(Method::GET, "/ping").basic("admin", &password);
-    assert_eq!(
-        bare.send().await.status_json(),
-        (200, json!({"result": "PONG"}))
-    );
+    assert_eq!(bare.send().await.status_json(), (200, json!({"result": "PONG"})));
 
     // The next start finds the admin and prints no password.
     host.restart().await;
     let stdout = host.stdout_lines();
-    assert!(
-        stdout.iter().all(|line| !line.contains(&password)),
-        "{stdout:?}"
-    );
+    assert!(stdout.iter().all(|line| !line.contains(&password)), "{stdout:?}");
     assert_eq!(stdout.len(), 1, "only the ready line: {stdout:?}");
     assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), password);
-    let login = host
-        .request(Method::GET, "/ping")
-        .basic("admin@localhost", &password);
+    let login = host.request(Method::GET, "/ping").basic("admin@localhost", &password);
     assert_eq!(login.send().await.status, 200);
 }
 
@@ -64,30 +40,17 @@ async fn an_existing_admin_gets_no_initial_password() {
     assert!(!host.data_dir().join("initial-admin-password").exists());
     let stdout = host.stdout_lines();
     assert_eq!(stdout.len(), 1, "only the ready line: {stdout:?}");
-    assert!(
-        stdout[0].starts_with("plughost ready http=127.0.0.1:"),
-        "{stdout:?}"
-    );
+    assert!(stdout[0].starts_with("plughost ready http=127.0.0.1:"), "{stdout:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_initial_admin_is_the_first_of_admins() {
-    let host = TestHost::builder()
-        .without_admin()
-        .admins(&["root@localhost", "admin@localhost"])
-        .start()
-        .await;
+    let host =
+        TestHost::builder().without_admin().admins(&["root@localhost", "admin@localhost"]).start().await;
     let password = std::fs::read_to_string(host.data_dir().join("initial-admin-password")).unwrap();
-    let login = host
-        .request(Method::GET, "/ping")
-        .basic("root@localhost", password.trim());
-    assert_eq!(
-        login.send().await.status_json(),
-        (200, json!({"result": "PONG"}))
-    );
-    let other = host
-        .request(Method::GET, "/ping")
-        .basic("admin@localhost", password.trim());
+    let login = host.request(Method::GET, "/ping").basic("root@localhost", password.trim());
+    assert_eq!(login.send().await.status_json(), (200, json!({"result": "PONG"})));
+    let other = host.request(Method::GET, "/ping").basic("admin@localhost", password.trim());
     assert_eq!(other.send().await.status, 401);
 }
 
@@ -100,21 +63,13 @@ async fn compiled_code_is_cached_across_restarts() {
     host.restart().await;
     let cached = host.log_lines_with(&["plugin loaded", "name=ping", "source=cache"]);
     assert_eq!(cached.len(), 1, "second start:\n{}", host.stderr());
-    assert!(
-        host.log_lines_with(&["source=compiled"]).is_empty(),
-        "{}",
-        host.stderr()
-    );
+    assert!(host.log_lines_with(&["source=compiled"]).is_empty(), "{}", host.stderr());
     assert_eq!(host.get("/ping").await, (200, json!({"result": "PONG"})));
 
     // A crash loses nothing either.
     host.kill9();
     host.start_again().await;
-    assert_eq!(
-        host.log_lines_with(&["plugin loaded", "name=ping", "source=cache"])
-            .len(),
-        1
-    );
+    assert_eq!(host.log_lines_with(&["plugin loaded", "name=ping", "source=cache"]).len(), 1);
     assert_eq!(host.get("/ping").await, (200, json!({"result": "PONG"})));
 }
 
@@ -126,10 +81,7 @@ async fn a_changed_plugin_is_compiled_again() {
     host.start_again().await;
     let echo = host.log_lines_with(&["plugin loaded", "name=echo", "source=compiled"]);
     assert_eq!(echo.len(), 1, "{}", host.stderr());
-    assert_eq!(
-        host.get("/fixture/echo/x").await.1["result"]["version"],
-        json!("2")
-    );
+    assert_eq!(host.get("/fixture/echo/x").await.1["result"]["version"], json!("2"));
 }
 
 /// Starts a server whose config has `line` added at the top level or in a table, and returns
@@ -160,10 +112,7 @@ async fn unknown_config_keys_are_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_config_values_are_errors() {
     let stderr = refused(TestHost::builder().http("whitelist = [\"not-a-cidr\"]")).await;
-    assert!(
-        stderr.contains("not-a-cidr") || stderr.contains("whitelist"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("not-a-cidr") || stderr.contains("whitelist"), "{stderr}");
     let stderr = refused(TestHost::builder().top("domains = 5")).await;
     assert!(!stderr.is_empty());
 }

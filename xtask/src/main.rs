@@ -40,9 +40,7 @@ commands:
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = args
-        .split_first()
-        .map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
+    let (command, rest) = args.split_first().map_or(("help", &[][..]), |(c, r)| (c.as_str(), r));
     match command {
         "build" => {
             let features = match rest {
@@ -62,15 +60,7 @@ fn main() -> Result<()> {
             workspace.build(None)?;
             workspace.build_fixtures()?;
             let mut test = workspace.cargo();
-            test.args([
-                "test",
-                "--release",
-                "-p",
-                "plughost",
-                "-p",
-                "plughost-tests",
-            ])
-            .args(rest);
+            test.args(["test", "--release", "-p", "plughost", "-p", "plughost-tests"]).args(rest);
             run(&mut test)
         }
         "bench" => {
@@ -78,15 +68,7 @@ fn main() -> Result<()> {
             workspace.build(Some("bench-native"))?;
             workspace.build_fixtures()?;
             let mut bench = workspace.cargo();
-            bench.args([
-                "run",
-                "--release",
-                "-p",
-                "plughost-tests",
-                "--bin",
-                "bench",
-                "--",
-            ]);
+            bench.args(["run", "--release", "-p", "plughost-tests", "--bin", "bench", "--"]);
             run(bench.args(rest))
         }
         "help" | "-h" | "--help" => {
@@ -123,42 +105,27 @@ impl Workspace {
             .output()
             .context("running cargo metadata")?;
         if !output.status.success() {
-            bail!(
-                "cargo metadata failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            bail!("cargo metadata failed:\n{}", String::from_utf8_lossy(&output.stderr));
         }
-        let metadata: Value =
-            serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
+        let metadata: Value = serde_json::from_slice(&output.stdout).context("parsing cargo metadata")?;
         let text = |value: &Value| value.as_str().map(str::to_owned);
         let root = text(&metadata["workspace_root"]).context("no workspace_root")?;
         let target_dir = text(&metadata["target_directory"]).context("no target_directory")?;
         let mut packages = Vec::new();
         for package in metadata["packages"].as_array().context("no packages")? {
             let manifest = text(&package["manifest_path"]).context("no manifest_path")?;
-            let cdylib = package["targets"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|target| {
-                    target["crate_types"]
-                        .as_array()
-                        .is_some_and(|types| types.iter().any(|kind| kind == "cdylib"))
-                });
+            let cdylib = package["targets"].as_array().into_iter().flatten().find(|target| {
+                target["crate_types"]
+                    .as_array()
+                    .is_some_and(|types| types.iter().any(|kind| kind == "cdylib"))
+            });
             packages.push(Package {
                 name: text(&package["name"]).context("package without a name")?,
-                dir: PathBuf::from(manifest)
-                    .parent()
-                    .context("manifest_path")?
-                    .to_owned(),
+                dir: PathBuf::from(manifest).parent().context("manifest_path")?.to_owned(),
                 cdylib: cdylib.and_then(|target| text(&target["name"])),
             });
         }
-        Ok(Self {
-            root: root.into(),
-            target_dir: target_dir.into(),
-            packages,
-        })
+        Ok(Self { root: root.into(), target_dir: target_dir.into(), packages })
     }
 
     /// A `cargo` command run from the workspace root.
@@ -236,13 +203,7 @@ impl Workspace {
             return Ok(());
         }
         let mut build = self.cargo();
-        build.args([
-            "build",
-            "--profile",
-            PLUGIN_PROFILE,
-            "--target",
-            WASM_TARGET,
-        ]);
+        build.args(["build", "--profile", PLUGIN_PROFILE, "--target", WASM_TARGET]);
         for package in packages {
             build.args(["-p", &package.name]);
         }
@@ -253,29 +214,18 @@ impl Workspace {
     /// Copies the wasm of `package` to `folder/<stem>.wasm`.
     fn install_wasm(&self, package: &Package, folder: &Path, stem: &str) -> Result<()> {
         let lib = package.cdylib.as_deref().unwrap_or(&package.name);
-        let built = self
-            .target_dir
-            .join(WASM_TARGET)
-            .join(PLUGIN_PROFILE)
-            .join(format!("{lib}.wasm"));
+        let built = self.target_dir.join(WASM_TARGET).join(PLUGIN_PROFILE).join(format!("{lib}.wasm"));
         let installed = folder.join(format!("{stem}.wasm"));
         install(&built, &installed)?;
         let size = fs::metadata(&installed)?.len();
-        println!(
-            "built {} ({} KiB)",
-            self.relative(&installed),
-            size.div_ceil(1024)
-        );
+        println!("built {} ({} KiB)", self.relative(&installed), size.div_ceil(1024));
         Ok(())
     }
 
     /// Replaces this process with `plughost serve --config plughost.toml ARGS`.
     fn serve(&self, args: &[String]) -> Result<()> {
         let mut serve = Command::new(self.out_dir().join("release").join("plughost"));
-        serve
-            .current_dir(&self.root)
-            .args(["serve", "--config", "plughost.toml"])
-            .args(args);
+        serve.current_dir(&self.root).args(["serve", "--config", "plughost.toml"]).args(args);
         println!("starting: {}", describe(&serve));
         #[cfg(unix)]
         {
@@ -293,17 +243,11 @@ impl Workspace {
 
 /// Adds the wasm target with rustup when it is not installed yet.
 fn ensure_wasm_target() -> Result<()> {
-    let Ok(installed) = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-    else {
+    let Ok(installed) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
         println!("rustup not found; assuming the {WASM_TARGET} target is installed");
         return Ok(());
     };
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|line| line.trim() == WASM_TARGET)
-    {
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|line| line.trim() == WASM_TARGET) {
         return Ok(());
     }
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
@@ -313,10 +257,7 @@ fn ensure_wasm_target() -> Result<()> {
 fn install(from: &Path, to: &Path) -> Result<()> {
     let folder = to.parent().context("destination without a folder")?;
     fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
-    let name = to
-        .file_name()
-        .and_then(OsStr::to_str)
-        .context("destination without a name")?;
+    let name = to.file_name().and_then(OsStr::to_str).context("destination without a name")?;
     let temp = folder.join(format!(".{name}.{}.tmp", std::process::id()));
     fs::copy(from, &temp).with_context(|| format!("copying {}", from.display()))?;
     fs::rename(&temp, to).with_context(|| format!("renaming to {}", to.display()))?;
@@ -333,9 +274,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Runs `command`, echoing it first, and fails unless it exits with 0.
 fn run(command: &mut Command) -> Result<()> {
     println!("$ {}", describe(command));
-    let status = command
-        .status()
-        .with_context(|| format!("starting {}", describe(command)))?;
+    let status = command.status().with_context(|| format!("starting {}", describe(command)))?;
     if !status.success() {
         bail!("`{}` failed: {status}", describe(command));
     }
@@ -344,20 +283,12 @@ fn run(command: &mut Command) -> Result<()> {
 
 fn describe(command: &Command) -> String {
     let mut words = vec![command.get_program().to_string_lossy().into_owned()];
-    words.extend(
-        command
-            .get_args()
-            .map(|arg| arg.to_string_lossy().into_owned()),
-    );
+    words.extend(command.get_args().map(|arg| arg.to_string_lossy().into_owned()));
     let env: Vec<String> = command
         .get_envs()
         .filter_map(|(key, value)| Some(format!("{}={}", key.to_str()?, value?.to_str()?)))
         .collect();
-    if env.is_empty() {
-        words.join(" ")
-    } else {
-        format!("{} {}", env.join(" "), words.join(" "))
-    }
+    if env.is_empty() { words.join(" ") } else { format!("{} {}", env.join(" "), words.join(" ")) }
 }
 
 /// The cargo that runs this xtask, so that the same toolchain builds everything.

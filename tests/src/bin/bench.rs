@@ -61,11 +61,8 @@ impl Settings {
 #[tokio::main]
 async fn main() -> Result<()> {
     let settings = Settings::from_args()?;
-    let host = TestHost::builder()
-        .plugins(&["ping", "module", "user", "echo"])
-        .rust_log("warn")
-        .start()
-        .await;
+    let host =
+        TestHost::builder().plugins(&["ping", "module", "user", "echo"]).rust_log("warn").start().await;
     let native = host.get("/native/ping").await;
     if native != (200, json!({"result": "PONG"})) {
         bail!(
@@ -82,10 +79,9 @@ async fn main() -> Result<()> {
     let mut plugin = Vec::new();
     let mut native = Vec::new();
     for round in 1..=2 {
-        for (name, path, results) in [
-            ("plugin", "/ping", &mut plugin),
-            ("native", "/native/ping", &mut native),
-        ] {
+        for (name, path, results) in
+            [("plugin", "/ping", &mut plugin), ("native", "/native/ping", &mut native)]
+        {
             let run = load(host.http_addr(), &format!("{BASE}{path}"), &settings).await?;
             println!(
                 "round {round} {name:<6} GET {BASE}{path:<13} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
@@ -96,8 +92,7 @@ async fn main() -> Result<()> {
             results.push(run);
         }
     }
-    let mean =
-        |runs: &[Run]| runs.iter().map(|run| run.per_second).sum::<f64>() / runs.len() as f64;
+    let mean = |runs: &[Run]| runs.iter().map(|run| run.per_second).sum::<f64>() / runs.len() as f64;
     let (plugin_rate, native_rate) = (mean(&plugin), mean(&native));
     println!("plugin mean {plugin_rate:.0} req/s, native mean {native_rate:.0} req/s");
 
@@ -111,10 +106,7 @@ async fn main() -> Result<()> {
         millis(*reloads.last().unwrap())
     );
 
-    println!(
-        "plugin/native throughput ratio: {:.2}",
-        plugin_rate / native_rate
-    );
+    println!("plugin/native throughput ratio: {:.2}", plugin_rate / native_rate);
     Ok(())
 }
 
@@ -176,11 +168,7 @@ async fn load(addr: SocketAddr, target: &str, settings: &Settings) -> Result<Run
 async fn reload_times(host: &TestHost, count: usize) -> Result<Vec<Duration>> {
     let mut times = Vec::new();
     for round in 0..count {
-        let (file, version) = if round % 2 == 0 {
-            ("echo-v2", "2")
-        } else {
-            ("echo", "1")
-        };
+        let (file, version) = if round % 2 == 0 { ("echo-v2", "2") } else { ("echo", "1") };
         let bytes = std::fs::read(plughost_tests::plugin_file(file))?;
         let temp = host.plugins_dir().join(".echo.wasm.tmp");
         std::fs::write(&temp, bytes)?;
@@ -224,10 +212,7 @@ impl RawConn {
     async fn open(addr: SocketAddr) -> Result<RawConn> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(RawConn {
-            stream,
-            buffer: Vec::with_capacity(4096),
-        })
+        Ok(RawConn { stream, buffer: Vec::with_capacity(4096) })
     }
 
     /// Sends `request` and returns the status of the reply, after reading its body.
@@ -235,19 +220,14 @@ impl RawConn {
         self.stream.write_all(request).await?;
         self.buffer.clear();
         loop {
-            if let Some(end) = self
-                .buffer
-                .windows(4)
-                .position(|window| window == b"\r\n\r\n")
-            {
+            if let Some(end) = self.buffer.windows(4).position(|window| window == b"\r\n\r\n") {
                 let head = std::str::from_utf8(&self.buffer[..end])?;
                 let status: u16 = head.get(9..12).context("a status line")?.parse()?;
                 let length: usize = head
                     .lines()
                     .find_map(|line| {
                         let (name, value) = line.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse().ok())?
+                        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
                     })
                     .context("a reply without content-length")?;
                 let total = end + 4 + length;
