@@ -26,6 +26,7 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     pub http: HttpConfig,
     pub c2s: C2sConfig,
+    pub tls: TlsConfig,
     /// Defaults for every plugin's containment.
     pub limits: Limits,
     /// Per-plugin settings, by plugin name.
@@ -53,6 +54,38 @@ pub struct HttpConfig {
 pub struct C2sConfig {
     /// Default: `127.0.0.1:5222`.
     pub listen: SocketAddr,
+    /// Whether clients must STARTTLS before authenticating. Default: true. Turning it off also
+    /// allows PLAIN without TLS, so it is for loopback testing only.
+    pub require_tls: bool,
+    /// Seconds of silence (whitespace keepalives count as traffic) before a connection is closed
+    /// with `connection-timeout`. Default: 300.
+    pub idle_timeout_s: u64,
+    /// Seconds an unauthenticated connection may take to log in. Default: 30.
+    pub login_timeout_s: u64,
+    /// The largest stanza accepted, in bytes; a larger one ends the stream with
+    /// `policy-violation`. Default: 262144 (256 KiB).
+    pub max_stanza: usize,
+}
+
+/// `[tls]`: certificates for STARTTLS. Without `cert` and `key`, a self-signed certificate for
+/// every configured domain is generated on first start and kept in `<data_dir>/tls/`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain used for every domain without its own.
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<PathBuf>,
+    /// Per-domain certificates, chosen by the client's SNI: `[tls.domains."example.org"]`.
+    pub domains: BTreeMap<String, CertPair>,
+}
+
+/// A PEM certificate chain and its key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertPair {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// `[limits]`: containment applied to each plugin call unless `[plugin.NAME]` overrides it.
@@ -129,6 +162,7 @@ impl Default for Config {
             plugins_dir: "plugins".into(),
             http: HttpConfig::default(),
             c2s: C2sConfig::default(),
+            tls: TlsConfig::default(),
             limits: Limits::default(),
             plugin: BTreeMap::new(),
         }
@@ -148,7 +182,13 @@ impl Default for HttpConfig {
 
 impl Default for C2sConfig {
     fn default() -> Self {
-        C2sConfig { listen: SocketAddr::from(([127, 0, 0, 1], 5222)) }
+        C2sConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5222)),
+            require_tls: true,
+            idle_timeout_s: 300,
+            login_timeout_s: 30,
+            max_stanza: 256 * 1024,
+        }
     }
 }
 
@@ -196,6 +236,13 @@ impl Config {
         }
         config.data_dir = base_dir.join(&config.data_dir);
         config.plugins_dir = base_dir.join(&config.plugins_dir);
+        for path in [&mut config.tls.cert, &mut config.tls.key].into_iter().flatten() {
+            *path = base_dir.join(&*path);
+        }
+        for pair in config.tls.domains.values_mut() {
+            pair.cert = base_dir.join(&pair.cert);
+            pair.key = base_dir.join(&pair.key);
+        }
         config.finish()?;
         Ok(config)
     }
@@ -240,6 +287,12 @@ impl Config {
                 bail!("`plugin.{name}`: limits must be positive");
             }
         }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            bail!("`tls.cert` and `tls.key` go together");
+        }
+        if self.c2s.max_stanza < 4096 || self.c2s.idle_timeout_s == 0 || self.c2s.login_timeout_s == 0 {
+            bail!("`c2s`: max_stanza must be at least 4096 and the timeouts positive");
+        }
         if self.limits.deadline_ms == 0 || self.limits.memory_mib == 0 {
             bail!("`limits`: limits must be positive");
         }
@@ -264,6 +317,10 @@ impl Config {
             .chain([self.limits.memory_mib])
             .max()
             .unwrap_or(self.limits.memory_mib)
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
     }
 
     pub fn initial_admin_password_file(&self) -> PathBuf {

@@ -53,19 +53,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tokio::task::spawn_blocking(move || loading.load_all()).await.context("loading plugins")?;
     let _watcher = plugins::watcher::watch(plugins.clone())?;
 
+    let tls = xmpp::tls::acceptor(&config)?;
+    let c2s_listener = tokio::net::TcpListener::bind(config.c2s.listen)
+        .await
+        .with_context(|| format!("cannot listen for XMPP clients on {}", config.c2s.listen))?;
+    let c2s_addr = c2s_listener.local_addr()?;
+    let c2s = xmpp::c2s::C2s::new(server.clone(), tls, config.c2s.clone());
+    let c2s_task = tokio::spawn(c2s.serve(c2s_listener));
+
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
     let http_addr = listener.local_addr()?;
     let app = http::App::new(config.clone(), server, plugins);
-    println!("plughost ready http={http_addr}");
+    println!("plughost ready http={http_addr} c2s={c2s_addr}");
     std::io::stdout().flush().ok();
-    tracing::info!(%http_addr, base = %config.http.base, "admin API listening");
+    tracing::info!(%http_addr, base = %config.http.base, %c2s_addr, domains = ?config.domains, "listening");
 
     axum::serve(listener, http::router(app).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")?;
+    c2s_task.abort();
     tracing::info!("stopped");
     Ok(())
 }
@@ -91,7 +100,7 @@ fn ensure_initial_admin(config: &Config, server: &Server) -> anyhow::Result<()> 
 }
 
 /// Writes a file only its owner can read.
-fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;

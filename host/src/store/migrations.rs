@@ -36,6 +36,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (domain, node, contact),
         FOREIGN KEY (domain, node) REFERENCES accounts (domain, node) ON DELETE CASCADE
      ) WITHOUT ROWID;",
+    // 2: the offline message queue (XEP-0160), in arrival order.
+    "CREATE TABLE offline (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        domain TEXT NOT NULL,
+        node TEXT NOT NULL,
+        stanza TEXT NOT NULL,
+        stamp TEXT NOT NULL,
+        FOREIGN KEY (domain, node) REFERENCES accounts (domain, node) ON DELETE CASCADE
+     );
+     CREATE INDEX offline_by_account ON offline (domain, node, id);",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

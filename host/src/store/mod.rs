@@ -8,12 +8,14 @@
 
 mod accounts;
 mod migrations;
+mod offline;
 mod roster;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 pub use accounts::{Credential, Mechanism};
+pub use offline::OfflineMessage;
 pub use roster::{Ask, RosterItem, Subscription};
 
 /// Errors of the storage layer. The text names what failed, for logs.

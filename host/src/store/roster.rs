@@ -32,6 +32,15 @@ pub struct RosterItem {
 }
 
 impl Subscription {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subscription::None => "none",
+            Subscription::To => "to",
+            Subscription::From => "from",
+            Subscription::Both => "both",
+        }
+    }
+
     fn parse(text: &str) -> Subscription {
         match text {
             "to" => Subscription::To,
@@ -43,6 +52,42 @@ impl Subscription {
 }
 
 impl Db {
+    /// One item of `node@domain`'s roster.
+    pub fn roster_item(&self, domain: &str, node: &str, contact: &str) -> Result<Option<RosterItem>> {
+        Ok(self.roster(domain, node)?.into_iter().find(|item| item.jid == contact))
+    }
+
+    /// Inserts or replaces one item.
+    pub fn put_roster_item(&self, domain: &str, node: &str, item: &RosterItem) -> Result<()> {
+        let groups = serde_json::to_string(&item.groups).unwrap_or_else(|_| "[]".into());
+        self.conn().execute(
+            "INSERT INTO roster (domain, node, contact, name, groups, subscription, ask)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (domain, node, contact) DO UPDATE SET
+               name = excluded.name, groups = excluded.groups,
+               subscription = excluded.subscription, ask = excluded.ask",
+            params![
+                domain,
+                node,
+                item.jid,
+                item.name,
+                groups,
+                item.subscription.as_str(),
+                item.ask == Ask::Subscribe
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Removes one item; false when there was none.
+    pub fn remove_roster_item(&self, domain: &str, node: &str, contact: &str) -> Result<bool> {
+        let removed = self.conn().execute(
+            "DELETE FROM roster WHERE domain = ?1 AND node = ?2 AND contact = ?3",
+            params![domain, node, contact],
+        )?;
+        Ok(removed > 0)
+    }
+
     /// The roster of `node@domain`, sorted by contact.
     pub fn roster(&self, domain: &str, node: &str) -> Result<Vec<RosterItem>> {
         let conn = self.conn();

@@ -9,7 +9,7 @@ use jid::{BareJid, DomainPart, NodePart};
 
 use super::credentials::{self, PasswordError};
 use super::sessions::{CloseReason, Sessions};
-use crate::store::{Db, Mechanism, RosterItem, StoreError};
+use crate::store::{Credential, Db, Mechanism, RosterItem, StoreError};
 
 /// Why an account operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,10 @@ pub enum AccountError {
     UnknownDomain(String),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    #[error("contact {0} is not in the roster")]
+    NoSuchContact(BareJid),
+    #[error("cannot serialise a stanza: {0}")]
+    Stanza(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,6 +71,10 @@ impl Server {
 
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    pub(super) fn db(&self) -> &Db {
+        &self.inner.db
     }
 
     pub fn credentials_generation(&self) -> u64 {
@@ -126,7 +134,7 @@ impl Server {
             return Err(AccountError::NotFound(jid.clone()));
         }
         self.inner.credentials_generation.fetch_add(1, Ordering::AcqRel);
-        let closed = self.inner.sessions.close_all(jid.as_str(), CloseReason::AccountDeleted);
+        let closed = self.inner.sessions.close_all(jid, CloseReason::AccountDeleted);
         tracing::info!(%jid, closed_sessions = closed, "account deleted");
         Ok(())
     }
@@ -139,9 +147,19 @@ impl Server {
             return Err(AccountError::NotFound(jid.clone()));
         }
         self.inner.credentials_generation.fetch_add(1, Ordering::AcqRel);
-        let closed = self.inner.sessions.close_all(jid.as_str(), CloseReason::PasswordChanged);
+        let closed = self.inner.sessions.close_all(jid, CloseReason::PasswordChanged);
         tracing::info!(%jid, closed_sessions = closed, "password changed");
         Ok(())
+    }
+
+    /// The stored credential of one SCRAM mechanism.
+    pub fn stored_credential(
+        &self,
+        jid: &BareJid,
+        mechanism: Mechanism,
+    ) -> Result<Option<Credential>, AccountError> {
+        let (domain, node) = parts(jid);
+        Ok(self.inner.db.credential(domain, node, mechanism)?)
     }
 
     /// Whether `password` is the account's password. Unknown accounts and unusable passwords are
@@ -183,7 +201,7 @@ impl Server {
 }
 
 /// (domain, node) of an account JID; accounts always have a node.
-fn parts(jid: &BareJid) -> (&str, &str) {
+pub(super) fn parts(jid: &BareJid) -> (&str, &str) {
     (jid.domain().as_str(), jid.node().map_or("", |node| node.as_str()))
 }
 

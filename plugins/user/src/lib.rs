@@ -45,7 +45,6 @@ const ENDPOINTS: &[Endpoint] = &[
 /// roster and `{}` for empty lists, it carries the real roster and `[]`.
 #[derive(Serialize)]
 struct UserView {
-    jid: String,
     connected: bool,
     sessions: Vec<SessionView>,
     roster: Vec<ItemView>,
@@ -198,7 +197,6 @@ fn show(request: &Request) -> Reply {
         connected: !sessions.is_empty(),
         sessions,
         roster: roster.into_iter().map(Into::into).collect(),
-        jid,
     };
     Ok(sdk::reply(200, json!({ "user": user })))
 }

@@ -122,10 +122,11 @@ impl From<AccountError> for types::Error {
         match error {
             AccountError::NotFound(_) => types::Error::NotFound(text),
             AccountError::AlreadyExists(_) => types::Error::AlreadyExists(text),
+            AccountError::NoSuchContact(_) => types::Error::NotFound(text),
             AccountError::InvalidName { .. } | AccountError::UnknownDomain(_) | AccountError::Password(_) => {
                 types::Error::Invalid(text)
             }
-            AccountError::Store(_) => {
+            AccountError::Store(_) | AccountError::Stanza(_) => {
                 tracing::error!(%error, "storage failure in a plugin call");
                 types::Error::Unavailable(text)
             }

@@ -6,8 +6,11 @@ use crate::xmpp::sessions::{SessionInfo, Show as CoreShow};
 
 impl Host for PluginState {
     fn list(&mut self, jid: String) -> wasmtime::Result<Vec<Session>> {
-        let account = self.server.resolve_user(&jid).map(|jid| jid.to_string()).unwrap_or(jid);
-        Ok(self.server.sessions().list(&account).into_iter().map(session).collect())
+        let sessions = match self.server.resolve_user(&jid) {
+            Ok(account) => self.server.sessions().list(&account),
+            Err(_) => Vec::new(),
+        };
+        Ok(sessions.into_iter().map(session).collect())
     }
 
     fn connected(&mut self) -> wasmtime::Result<Vec<(String, String)>> {

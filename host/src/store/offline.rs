@@ -1,0 +1,58 @@
+//! The offline queue (XEP-0160): stanzas kept for an account until its next initial presence.
+//! Stanzas are stored as serialised XML; the XMPP core owns their meaning.
+
+use rusqlite::params;
+
+use super::{Db, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineMessage {
+    pub id: i64,
+    /// The stanza as XML.
+    pub stanza: String,
+    /// When it was stored, as an XEP-0082 timestamp.
+    pub stamp: String,
+}
+
+impl Db {
+    /// Appends a stanza; durable once this returns.
+    pub fn push_offline(&self, domain: &str, node: &str, stanza: &str, stamp: &str) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO offline (domain, node, stanza, stamp) VALUES (?1, ?2, ?3, ?4)",
+            params![domain, node, stanza, stamp],
+        )?;
+        Ok(())
+    }
+
+    /// The queue of `node@domain`, oldest first. Nothing is removed until [`Db::drop_offline`].
+    pub fn offline(&self, domain: &str, node: &str) -> Result<Vec<OfflineMessage>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare_cached(
+            "SELECT id, stanza, stamp FROM offline WHERE domain = ?1 AND node = ?2 ORDER BY id",
+        )?;
+        let messages = statement
+            .query_map(params![domain, node], |row| {
+                Ok(OfflineMessage { id: row.get(0)?, stanza: row.get(1)?, stamp: row.get(2)? })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(messages)
+    }
+
+    /// Removes delivered messages, up to and including `last_id`.
+    pub fn drop_offline(&self, domain: &str, node: &str, last_id: i64) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM offline WHERE domain = ?1 AND node = ?2 AND id <= ?3",
+            params![domain, node, last_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn count_offline(&self, domain: &str, node: &str) -> Result<u64> {
+        let count: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM offline WHERE domain = ?1 AND node = ?2",
+            params![domain, node],
+            |row| row.get(0),
+        )?;
+        Ok(count as u64)
+    }
+}

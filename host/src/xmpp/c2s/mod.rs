@@ -1,0 +1,545 @@
+//! The c2s listener (RFC 6120): one task per TCP connection, which negotiates the stream
+//! (STARTTLS, SASL, resource binding) and then serves the bound session: stanzas from the client
+//! go to the [`Server`], stanzas for the client come from its outbound queue.
+//!
+//! The XML stream itself is tokio-xmpp's responder side of `xmlstream` (rxml underneath, which
+//! refuses DTDs and entity declarations); stanzas are xmpp-parsers types.
+
+mod metered;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use jid::{BareJid, FullJid, ResourcePart};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_xmpp::Stanza;
+use tokio_xmpp::minidom::Element;
+use tokio_xmpp::parsers::bind::{BindFeature, BindQuery, BindResponse};
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::ns;
+use tokio_xmpp::parsers::sasl::{self, Auth, Challenge, Failure, Mechanism as WireMechanism, Success};
+use tokio_xmpp::parsers::starttls::{self, Proceed, StartTls};
+use tokio_xmpp::parsers::stream_error::{DefinedCondition as StreamCondition, StreamError};
+use tokio_xmpp::parsers::stream_features::StreamFeatures;
+use tokio_xmpp::xmlstream::{
+    AcceptedStream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmlStream, XmppStreamElement,
+    accept_stream,
+};
+
+use self::metered::{Meter, Metered, is_over_limit};
+use super::Server;
+use super::iq::SESSION_NS;
+use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
+use super::sessions::{CloseReason, Outbound, SessionInfo, Show};
+use crate::config::C2sConfig;
+use crate::store::{Credential, Mechanism};
+
+/// Failed logins on one connection before it is closed.
+const MAX_AUTH_FAILURES: u32 = 5;
+/// How many queued stanzas are written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// A byte stream before or after TLS.
+trait RawIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> RawIo for T {}
+
+type Io = BufReader<Metered<Box<dyn RawIo>>>;
+type Stream = XmlStream<Io, FallibleStreamElement>;
+
+/// Settings and shared state of the c2s listener.
+pub struct C2s {
+    server: Server,
+    tls: TlsAcceptor,
+    config: C2sConfig,
+}
+
+/// Why a connection ended early; logged at debug level, never shown to anyone else.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the client closed the stream")]
+    Closed,
+}
+
+impl C2s {
+    pub fn new(server: Server, tls: TlsAcceptor, config: C2sConfig) -> Arc<C2s> {
+        Arc::new(C2s { server, tls, config })
+    }
+
+    /// Accepts connections until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((socket, peer)) => {
+                    let c2s = self.clone();
+                    tokio::spawn(async move { c2s.connection(socket, peer).await });
+                }
+                Err(error) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    tracing::warn!(%error, "c2s accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(self: Arc<Self>, socket: TcpStream, peer: SocketAddr) {
+        let _ = socket.set_nodelay(true);
+        let meter = Meter::new(self.config.max_stanza);
+        let mut connection = Connection { c2s: &self, peer, meter, secure: false, id: random_id() };
+        let login = Duration::from_secs(self.config.login_timeout_s);
+        let established = match tokio::time::timeout(login, connection.negotiate(Box::new(socket))).await {
+            Ok(Ok(Some(established))) => established,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "c2s connection ended during negotiation");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "c2s login timed out");
+                return;
+            }
+        };
+        connection.serve_session(established.0, established.1).await;
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        // The soft timeout is the idle limit; the server closes the stream when it fires.
+        let idle = Duration::from_secs(self.config.idle_timeout_s);
+        Timeouts { read_timeout: idle, response_timeout: idle }
+    }
+}
+
+struct Connection<'a> {
+    c2s: &'a C2s,
+    peer: SocketAddr,
+    meter: Meter,
+    secure: bool,
+    /// Unique per connection, shown as the session id.
+    id: String,
+}
+
+impl Connection<'_> {
+    fn wrap(&self, io: Box<dyn RawIo>) -> Io {
+        BufReader::with_capacity(4096, Metered::new(io, self.meter.clone()))
+    }
+
+    /// Runs stream negotiation up to a bound resource. `None` when the stream ended cleanly
+    /// (with a stream error sent where one was due).
+    async fn negotiate(&mut self, io: Box<dyn RawIo>) -> Result<Option<(Stream, FullJid)>, ConnectionError> {
+        let mut accepted = accept_stream(self.wrap(io), ns::JABBER_CLIENT, self.c2s.timeouts()).await?;
+        let mut authenticated: Option<BareJid> = None;
+        let mut failures = 0;
+        loop {
+            let Some((domain, mut stream)) = self.open(accepted, authenticated.is_some()).await? else {
+                return Ok(None);
+            };
+            let Some(account) = authenticated.clone() else {
+                // Before authentication: STARTTLS or SASL, nothing else.
+                match self.pre_auth(&mut stream, &domain, &mut failures).await? {
+                    PreAuth::StartTls => {
+                        let raw = stream.into_inner().into_inner().into_inner();
+                        let tls = self.c2s.tls.accept(raw).await?;
+                        self.secure = true;
+                        accepted =
+                            accept_stream(self.wrap(Box::new(tls)), ns::JABBER_CLIENT, self.c2s.timeouts())
+                                .await?;
+                    }
+                    PreAuth::Authenticated(jid, additional) => {
+                        tracing::info!(jid = %jid, peer = %self.peer, secure = self.secure, "c2s authenticated");
+                        authenticated = Some(jid);
+                        accepted = stream.accept_reset(&Success { data: additional }).await?;
+                    }
+                    PreAuth::Closed => return Ok(None),
+                }
+                continue;
+            };
+            return self.bind(stream, account).await;
+        }
+    }
+
+    /// Answers a stream header with ours and the features for this stage. Refuses unknown hosts.
+    async fn open(
+        &mut self,
+        accepted: AcceptedStream<Io>,
+        authenticated: bool,
+    ) -> Result<Option<(String, Stream)>, ConnectionError> {
+        let requested = accepted.header().to.map(|to| to.to_ascii_lowercase());
+        let served = requested.as_deref().filter(|to| self.c2s.server.serves(to)).map(str::to_owned);
+        let domain = served.clone().unwrap_or_else(|| self.c2s.server.domains()[0].clone());
+        let header =
+            StreamHeader { from: Some(domain.clone().into()), to: None, id: Some(random_id().into()) };
+        let pending = accepted.send_header(header).await?;
+        if served.is_none() {
+            tracing::debug!(peer = %self.peer, to = ?requested, "c2s stream to an unknown host");
+            pending.send_error(&stream_error(StreamCondition::HostUnknown)).await?;
+            return Ok(None);
+        }
+        let stream = pending.send_features(&self.features(authenticated)).await?;
+        Ok(Some((domain, stream)))
+    }
+
+    fn features(&self, authenticated: bool) -> StreamFeatures {
+        let mut features = StreamFeatures::default();
+        if authenticated {
+            features.bind = Some(BindFeature { required: true });
+            features.others.push(
+                Element::builder("session", SESSION_NS).append(Element::bare("optional", SESSION_NS)).build(),
+            );
+            return features;
+        }
+        if !self.secure {
+            features.starttls = Some(StartTls { required: self.c2s.config.require_tls });
+        }
+        if self.secure || !self.c2s.config.require_tls {
+            features.sasl_mechanisms = MECHANISMS.iter().map(|mechanism| mechanism.to_string()).collect();
+        }
+        features
+    }
+
+    async fn pre_auth(
+        &mut self,
+        stream: &mut Stream,
+        domain: &str,
+        failures: &mut u32,
+    ) -> Result<PreAuth, ConnectionError> {
+        loop {
+            let element = match self.next(stream).await? {
+                Some(FallibleStreamElement::Ok(element)) => element,
+                Some(FallibleStreamElement::Err(error)) => {
+                    tracing::debug!(peer = %self.peer, %error, "c2s: invalid element before authentication");
+                    // An unknown mechanism name fails to parse; the client is told so.
+                    stream.send(&sasl_failure(sasl::DefinedCondition::InvalidMechanism)).await?;
+                    continue;
+                }
+                None => return Ok(PreAuth::Closed),
+            };
+            match element {
+                XmppStreamElement::Starttls(starttls::Nonza::Request(_)) if !self.secure => {
+                    stream.send(&Proceed).await?;
+                    return Ok(PreAuth::StartTls);
+                }
+                XmppStreamElement::Sasl(sasl::Nonza::Auth(auth)) => {
+                    if self.c2s.config.require_tls && !self.secure {
+                        stream.send(&sasl_failure(sasl::DefinedCondition::EncryptionRequired)).await?;
+                        continue;
+                    }
+                    match self.authenticate(stream, auth, domain).await? {
+                        Ok((jid, additional)) => return Ok(PreAuth::Authenticated(jid, additional)),
+                        Err(condition) => {
+                            *failures += 1;
+                            // Slow down guessing: 0.25 s, 0.5 s, 1 s, ... then close.
+                            let delay = Duration::from_millis(250 << (*failures - 1).min(4));
+                            tracing::info!(peer = %self.peer, failures = *failures, "c2s authentication failed");
+                            tokio::time::sleep(delay).await;
+                            stream.send(&sasl_failure(condition)).await?;
+                            if *failures >= MAX_AUTH_FAILURES {
+                                self.close(stream, StreamCondition::PolicyViolation).await;
+                                return Ok(PreAuth::Closed);
+                            }
+                        }
+                    }
+                }
+                XmppStreamElement::Stanza(_) => {
+                    self.close(stream, StreamCondition::NotAuthorized).await;
+                    return Ok(PreAuth::Closed);
+                }
+                _ => {
+                    self.close(stream, StreamCondition::UnsupportedStanzaType).await;
+                    return Ok(PreAuth::Closed);
+                }
+            }
+        }
+    }
+
+    /// Runs one SASL exchange. The outer error is the connection's; the inner one is the SASL
+    /// failure condition to report.
+    async fn authenticate(
+        &mut self,
+        stream: &mut Stream,
+        auth: Auth,
+        domain: &str,
+    ) -> Result<Result<(BareJid, Vec<u8>), sasl::DefinedCondition>, ConnectionError> {
+        let mechanism = match auth.mechanism {
+            WireMechanism::ScramSha256 => "SCRAM-SHA-256",
+            WireMechanism::ScramSha1 => "SCRAM-SHA-1",
+            WireMechanism::Plain => "PLAIN",
+            _ => return Ok(Err(sasl::DefinedCondition::InvalidMechanism)),
+        };
+        let source = Accounts { server: self.c2s.server.clone(), domain: domain.to_owned() };
+        // PLAIN runs PBKDF2: keep it off the async workers.
+        let started = {
+            let source = source.clone();
+            tokio::task::spawn_blocking(move || super::sasl::start(mechanism, &auth.data, &source))
+                .await
+                .map_err(|_| std::io::Error::other("SASL task failed"))?
+        };
+        let outcome = match started {
+            Ok((Step::Challenge(challenge), Some(exchange))) => {
+                stream.send(&Challenge { data: challenge }).await?;
+                self.finish_scram(stream, exchange).await?
+            }
+            Ok((step, _)) => Ok(step),
+            Err(error) => Err(error),
+        };
+        Ok(match outcome {
+            Ok(Step::Success { username, additional }) => match source.account(&username) {
+                Some(jid) => Ok((jid, additional)),
+                None => Err(sasl::DefinedCondition::NotAuthorized),
+            },
+            Ok(Step::Challenge(_)) => Err(sasl::DefinedCondition::MalformedRequest),
+            Err(SaslError::NotAuthorized) => Err(sasl::DefinedCondition::NotAuthorized),
+            Err(SaslError::Aborted) => Err(sasl::DefinedCondition::Aborted),
+            Err(SaslError::Malformed(_) | SaslError::ChannelBinding) => {
+                Err(sasl::DefinedCondition::MalformedRequest)
+            }
+        })
+    }
+
+    async fn finish_scram(
+        &mut self,
+        stream: &mut Stream,
+        exchange: ScramExchange,
+    ) -> Result<Result<Step, SaslError>, ConnectionError> {
+        match self.next(stream).await? {
+            Some(FallibleStreamElement::Ok(XmppStreamElement::Sasl(sasl::Nonza::Response(response)))) => {
+                Ok(exchange.finish(&response.data))
+            }
+            Some(FallibleStreamElement::Ok(XmppStreamElement::Sasl(sasl::Nonza::Abort(_)))) => {
+                Ok(Err(SaslError::Aborted))
+            }
+            Some(_) => Ok(Err(SaslError::Malformed("expected a SASL response"))),
+            None => Err(ConnectionError::Closed),
+        }
+    }
+
+    /// RFC 6120 §7: waits for the bind request, binds, and registers nothing yet.
+    async fn bind(
+        &mut self,
+        mut stream: Stream,
+        account: BareJid,
+    ) -> Result<Option<(Stream, FullJid)>, ConnectionError> {
+        loop {
+            let stanza = match self.next(&mut stream).await? {
+                Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza))) => stanza,
+                Some(_) => {
+                    self.close(&mut stream, StreamCondition::NotAuthorized).await;
+                    return Ok(None);
+                }
+                None => return Ok(None),
+            };
+            let Stanza::Iq(Iq::Set { id, payload, .. }) = stanza else {
+                // RFC 6120 §7.1: no stanzas before binding.
+                self.close(&mut stream, StreamCondition::NotAuthorized).await;
+                return Ok(None);
+            };
+            if payload.is("session", SESSION_NS) {
+                stream.send(&Iq::Result { from: None, to: None, id, payload: None }).await?;
+                continue;
+            }
+            let Ok(query) = BindQuery::try_from(payload) else {
+                self.close(&mut stream, StreamCondition::NotAuthorized).await;
+                return Ok(None);
+            };
+            // The client's resource if it is valid, otherwise one of ours (RFC 6120 §7.6).
+            let resource = query
+                .resource
+                .and_then(|resource| ResourcePart::new(&resource).ok().map(|part| part.into_owned()))
+                .unwrap_or_else(|| {
+                    ResourcePart::new(&format!("plughost-{}", random_id())).expect("valid").into_owned()
+                });
+            let jid = account.with_resource(&resource);
+            stream
+                .send(&Iq::Result {
+                    from: None,
+                    to: None,
+                    id,
+                    payload: Some(BindResponse { jid: jid.clone() }.into()),
+                })
+                .await?;
+            return Ok(Some((stream, jid)));
+        }
+    }
+
+    /// The bound session: until the client leaves, the server closes it, or it idles out.
+    async fn serve_session(&mut self, mut stream: Stream, jid: FullJid) {
+        let server = self.c2s.server.clone();
+        let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+        let info = SessionInfo {
+            resource: jid.resource().to_string(),
+            id: self.id.clone(),
+            ip: self.peer.ip().to_canonical(),
+            port: self.peer.port(),
+            secure: self.secure,
+            priority: 0,
+            show: Show::Unavailable,
+            status: None,
+            connected_since: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs()),
+        };
+        server.sessions().register(jid.clone(), info, outbox);
+        tracing::info!(%jid, peer = %self.peer, "c2s session bound");
+        let ending = loop {
+            tokio::select! {
+                outbound = inbox.recv() => match outbound {
+                    Some(Outbound::Stanza(stanza)) => {
+                        if let Err(error) = self.write_batch(&mut stream, stanza, &mut inbox).await {
+                            break format!("write failed: {error}");
+                        }
+                    }
+                    Some(Outbound::Close(reason)) => {
+                        let condition = match reason {
+                            CloseReason::AccountDeleted => StreamCondition::NotAuthorized,
+                            CloseReason::PasswordChanged => StreamCondition::Reset,
+                            CloseReason::Replaced => StreamCondition::Conflict,
+                        };
+                        self.close(&mut stream, condition).await;
+                        break format!("closed by the server: {reason:?}");
+                    }
+                    None => break "session queue closed".into(),
+                },
+                element = self.next(&mut stream) => match element {
+                    Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
+                        if let Err(error) = dispatch(&server, &jid, stanza) {
+                            tracing::error!(%jid, %error, "stanza handling failed");
+                        }
+                    }
+                    Ok(Some(FallibleStreamElement::Ok(_))) => {}
+                    Ok(Some(FallibleStreamElement::Err(error))) => {
+                        tracing::debug!(%jid, %error, "c2s: invalid stanza");
+                        self.close(&mut stream, StreamCondition::InvalidXml).await;
+                        break format!("invalid stanza: {error}");
+                    }
+                    Ok(None) => break "client closed the stream".into(),
+                    Err(ending) => break ending.to_string(),
+                },
+            }
+        };
+        server.session_ended(&jid, &self.id);
+        tracing::info!(%jid, reason = %ending, "c2s session ended");
+    }
+
+    /// Writes `first` and whatever else is already queued, then flushes once.
+    async fn write_batch(
+        &self,
+        stream: &mut Stream,
+        first: Stanza,
+        inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
+    ) -> std::io::Result<()> {
+        stream.feed(&first).await?;
+        for _ in 1..WRITE_BATCH {
+            match inbox.try_recv() {
+                Ok(Outbound::Stanza(stanza)) => stream.feed(&stanza).await?,
+                Ok(Outbound::Close(reason)) => {
+                    // Put it back by closing right after the flush below.
+                    SinkExt::<&Stanza>::flush(stream).await?;
+                    return Err(std::io::Error::other(format!("closed by the server: {reason:?}")));
+                }
+                Err(_) => break,
+            }
+        }
+        SinkExt::<&Stanza>::flush(stream).await
+    }
+
+    /// The next element, with stream-level failures turned into stream errors. `None` when the
+    /// client closed the stream or an error has been sent; the stream is then finished.
+    async fn next(&self, stream: &mut Stream) -> Result<Option<FallibleStreamElement>, ConnectionError> {
+        let item = stream.next().await;
+        self.meter.reset();
+        match item {
+            Some(Ok(element)) => Ok(Some(element)),
+            None | Some(Err(ReadError::StreamFooterReceived)) => {
+                let _ = SinkExt::<&Stanza>::close(stream).await;
+                Ok(None)
+            }
+            Some(Err(ReadError::SoftTimeout)) => {
+                self.close(stream, StreamCondition::ConnectionTimeout).await;
+                Ok(None)
+            }
+            Some(Err(ReadError::ParseError(error))) => {
+                tracing::debug!(peer = %self.peer, %error, "c2s: malformed XML");
+                self.close(stream, StreamCondition::NotWellFormed).await;
+                Ok(None)
+            }
+            Some(Err(ReadError::HardError(error))) if is_over_limit(&error) => {
+                tracing::info!(peer = %self.peer, limit = self.c2s.config.max_stanza, "c2s: stanza over the size limit");
+                self.close(stream, StreamCondition::PolicyViolation).await;
+                Ok(None)
+            }
+            // rxml reports XML it cannot accept (including DTDs and entity declarations) as
+            // invalid data.
+            Some(Err(ReadError::HardError(error))) if error.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::debug!(peer = %self.peer, %error, "c2s: malformed XML");
+                self.close(stream, StreamCondition::NotWellFormed).await;
+                Ok(None)
+            }
+            Some(Err(ReadError::HardError(error))) => Err(error.into()),
+        }
+    }
+
+    /// Sends a stream error and the closing tag; the connection ends after it.
+    async fn close(&self, stream: &mut Stream, condition: StreamCondition) {
+        let _ = stream.send(&stream_error(condition)).await;
+        let _ = SinkExt::<&Stanza>::close(stream).await;
+    }
+}
+
+/// How pre-authentication ended.
+enum PreAuth {
+    StartTls,
+    Authenticated(BareJid, Vec<u8>),
+    Closed,
+}
+
+fn dispatch(server: &Server, jid: &FullJid, stanza: Stanza) -> Result<(), super::AccountError> {
+    match stanza {
+        Stanza::Message(message) => {
+            server.route_message(jid, message);
+            Ok(())
+        }
+        Stanza::Presence(presence) => server.handle_presence(jid, presence),
+        Stanza::Iq(iq) => server.handle_iq(jid, iq),
+    }
+}
+
+fn stream_error(condition: StreamCondition) -> StreamError {
+    StreamError { condition, texts: Default::default(), application_specific: Vec::new() }
+}
+
+fn sasl_failure(condition: sasl::DefinedCondition) -> Failure {
+    Failure { defined_condition: condition, texts: Default::default() }
+}
+
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The accounts of one domain, as SASL sees them: user names are localparts.
+#[derive(Clone)]
+struct Accounts {
+    server: Server,
+    domain: String,
+}
+
+impl Accounts {
+    fn account(&self, username: &str) -> Option<BareJid> {
+        self.server.resolve_user(&format!("{username}@{}", self.domain)).ok()
+    }
+}
+
+impl CredentialSource for Accounts {
+    fn credential(&self, username: &str, mechanism: Mechanism) -> Option<Credential> {
+        let jid = self.account(username)?;
+        self.server.stored_credential(&jid, mechanism).ok().flatten()
+    }
+
+    fn verify_plain(&self, username: &str, password: &str) -> bool {
+        self.account(username).is_some_and(|jid| self.server.verify_password(&jid, password).unwrap_or(false))
+    }
+}

@@ -1,0 +1,319 @@
+//! Rosters and the subscription handshake between local users (RFC 6121 §2 and §3). Every change
+//! is stored, then pushed to each bound resource of the roster's owner.
+
+use jid::{BareJid, FullJid};
+use tokio_xmpp::Stanza;
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::parsers::roster::{Ask as WireAsk, Group, Item, Roster, Subscription as WireSubscription};
+
+use super::sessions::Outbound;
+use super::{AccountError, Server};
+use crate::store::{Ask, RosterItem, Subscription};
+
+/// What the admin API asks of a roster entry.
+#[derive(Debug, Clone, Default)]
+pub struct ItemUpdate {
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl Server {
+    /// The roster as the `jabber:iq:roster` result.
+    pub(super) fn roster_payload(&self, account: &BareJid) -> Result<Roster, AccountError> {
+        Ok(Roster { ver: None, items: self.roster(account)?.iter().filter_map(wire_item).collect() })
+    }
+
+    /// RFC 6121 §2.3 and §2.5: a client's roster set, one item: update name and groups, or remove.
+    pub(super) fn roster_set_from_client(&self, account: &BareJid, item: Item) -> Result<(), AccountError> {
+        let contact = item.jid.to_string();
+        if item.subscription == WireSubscription::Remove {
+            return self.roster_remove(account, &item.jid);
+        }
+        let mut stored = self.stored_item(account, &contact)?.unwrap_or_else(|| new_item(&contact));
+        stored.name = item.name.filter(|name| !name.is_empty());
+        stored.groups = item.groups.into_iter().map(|group| group.0).collect();
+        stored.groups.sort();
+        stored.groups.dedup();
+        self.put_item(account, stored)
+    }
+
+    /// The admin API's roster add: a mutual `both` subscription between `account` and `contact`
+    /// (what mod_admin_rest does), with name and groups on `account`'s side. A local contact must
+    /// exist. Both sides are pushed.
+    pub fn roster_add_mutual(
+        &self,
+        account: &BareJid,
+        contact: &BareJid,
+        update: ItemUpdate,
+    ) -> Result<(), AccountError> {
+        if !self.account_exists(account)? {
+            return Err(AccountError::NotFound(account.clone()));
+        }
+        let local = self.serves(contact.domain().as_str());
+        if local && !self.account_exists(contact)? {
+            return Err(AccountError::NotFound(contact.clone()));
+        }
+        let mut item =
+            self.stored_item(account, contact.as_str())?.unwrap_or_else(|| new_item(contact.as_str()));
+        item.name = update.name.filter(|name| !name.is_empty()).or(item.name);
+        if !update.groups.is_empty() {
+            item.groups = update.groups;
+            item.groups.sort();
+            item.groups.dedup();
+        }
+        item.subscription = if local { Subscription::Both } else { item.subscription };
+        item.ask = Ask::None;
+        self.put_item(account, item)?;
+        if local && account != contact {
+            let mut back =
+                self.stored_item(contact, account.as_str())?.unwrap_or_else(|| new_item(account.as_str()));
+            back.subscription = Subscription::Both;
+            back.ask = Ask::None;
+            self.put_item(contact, back)?;
+            self.exchange_presence(account, contact);
+        }
+        Ok(())
+    }
+
+    /// Removes `contact` from `account`'s roster, cancelling subscriptions both ways (RFC 6121
+    /// §2.5.2), and pushes the change. `not-found` when there was no such item.
+    pub fn roster_remove(&self, account: &BareJid, contact: &BareJid) -> Result<(), AccountError> {
+        let (domain, node) = super::server::parts(account);
+        if !self.db().remove_roster_item(domain, node, contact.as_str())? {
+            return Err(AccountError::NoSuchContact(contact.clone()));
+        }
+        self.push(account, wire_removed(contact));
+        if self.serves(contact.domain().as_str()) {
+            if let Some(mut back) = self.stored_item(contact, account.as_str())? {
+                back.subscription = Subscription::None;
+                back.ask = Ask::None;
+                self.put_item(contact, back)?;
+            }
+            self.send_unavailable_between(account, contact);
+            self.send_unavailable_between(contact, account);
+        }
+        Ok(())
+    }
+
+    /// RFC 6121 §3: a subscription presence from `from` to a local or remote contact.
+    pub(super) fn handle_subscription(&self, from: &FullJid, presence: Presence) -> Result<(), AccountError> {
+        let Some(to) = presence.to.as_ref().map(|to| to.to_bare()) else { return Ok(()) };
+        let user = from.to_bare();
+        if to == user {
+            return Ok(());
+        }
+        let local = self.serves(to.domain().as_str()) && self.account_exists(&to)?;
+        match presence.type_ {
+            PresenceType::Subscribe => {
+                // §3.1.2: the user's side records the pending request.
+                let mut item = self.stored_item(&user, to.as_str())?.unwrap_or_else(|| new_item(to.as_str()));
+                if !matches!(item.subscription, Subscription::To | Subscription::Both) {
+                    item.ask = Ask::Subscribe;
+                    self.put_item(&user, item)?;
+                }
+                if !local {
+                    return Ok(());
+                }
+                // §3.1.3: a contact that already approved answers at once.
+                let contact_item = self.stored_item(&to, user.as_str())?;
+                if contact_item
+                    .is_some_and(|item| matches!(item.subscription, Subscription::From | Subscription::Both))
+                {
+                    return self.approve(&to, &user);
+                }
+                self.deliver_presence_or_store(
+                    &to,
+                    subscription_presence(PresenceType::Subscribe, &user, &to),
+                )
+            }
+            PresenceType::Subscribed if local => {
+                // §3.1.5: `from` (the contact) approves `to` (the requester).
+                let requested = self.stored_item(&to, user.as_str())?.is_some_and(|item| {
+                    item.ask == Ask::Subscribe || !matches!(item.subscription, Subscription::None)
+                });
+                if requested { self.approve(&user, &to) } else { Ok(()) }
+            }
+            PresenceType::Unsubscribe => {
+                // §3.3: the user stops receiving the contact's presence.
+                self.change(&user, to.as_str(), |item| {
+                    item.ask = Ask::None;
+                    item.subscription = match item.subscription {
+                        Subscription::Both => Subscription::From,
+                        _ => Subscription::None,
+                    };
+                })?;
+                if local {
+                    self.change(&to, user.as_str(), |item| {
+                        item.subscription = match item.subscription {
+                            Subscription::Both => Subscription::To,
+                            _ => Subscription::None,
+                        };
+                    })?;
+                    self.deliver_presence_or_store(
+                        &to,
+                        subscription_presence(PresenceType::Unsubscribe, &user, &to),
+                    )?;
+                    self.send_unavailable_between(&to, &user);
+                }
+                Ok(())
+            }
+            PresenceType::Unsubscribed => {
+                // §3.2: the user cancels (or refuses) the contact's subscription to the user.
+                self.change(&user, to.as_str(), |item| {
+                    item.subscription = match item.subscription {
+                        Subscription::Both => Subscription::To,
+                        _ => Subscription::None,
+                    };
+                })?;
+                if local {
+                    self.change(&to, user.as_str(), |item| {
+                        item.ask = Ask::None;
+                        item.subscription = match item.subscription {
+                            Subscription::Both => Subscription::From,
+                            _ => Subscription::None,
+                        };
+                    })?;
+                    self.deliver_presence_or_store(
+                        &to,
+                        subscription_presence(PresenceType::Unsubscribed, &user, &to),
+                    )?;
+                    self.send_unavailable_between(&user, &to);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `contact` approves `requester`: contact gains `from`, requester gains `to`, both pushed;
+    /// the requester gets `subscribed` and the contact's current presence.
+    fn approve(&self, contact: &BareJid, requester: &BareJid) -> Result<(), AccountError> {
+        let mut contact_item =
+            self.stored_item(contact, requester.as_str())?.unwrap_or_else(|| new_item(requester.as_str()));
+        contact_item.subscription = match contact_item.subscription {
+            Subscription::To | Subscription::Both => Subscription::Both,
+            _ => Subscription::From,
+        };
+        self.put_item(contact, contact_item)?;
+        self.change(requester, contact.as_str(), |item| {
+            item.ask = Ask::None;
+            item.subscription = match item.subscription {
+                Subscription::From | Subscription::Both => Subscription::Both,
+                _ => Subscription::To,
+            };
+        })?;
+        self.deliver_presence_or_store(
+            requester,
+            subscription_presence(PresenceType::Subscribed, contact, requester),
+        )?;
+        for presence in self.sessions().available_presences(contact) {
+            self.send_presence_to_account(requester, presence);
+        }
+        Ok(())
+    }
+
+    /// After a mutual add: each side's available resources see the other's presence.
+    fn exchange_presence(&self, a: &BareJid, b: &BareJid) {
+        for presence in self.sessions().available_presences(a) {
+            self.send_presence_to_account(b, presence);
+        }
+        for presence in self.sessions().available_presences(b) {
+            self.send_presence_to_account(a, presence);
+        }
+    }
+
+    /// `from`'s resources appear unavailable to `to`'s resources.
+    fn send_unavailable_between(&self, from: &BareJid, to: &BareJid) {
+        for presence in self.sessions().available_presences(from) {
+            let mut unavailable = Presence::new(PresenceType::Unavailable);
+            unavailable.from = presence.from;
+            self.send_presence_to_account(to, unavailable);
+        }
+    }
+
+    /// Applies `edit` to an existing item and pushes it; nothing when there is no such item.
+    fn change(
+        &self,
+        account: &BareJid,
+        contact: &str,
+        edit: impl FnOnce(&mut RosterItem),
+    ) -> Result<(), AccountError> {
+        if let Some(mut item) = self.stored_item(account, contact)? {
+            edit(&mut item);
+            self.put_item(account, item)?;
+        }
+        Ok(())
+    }
+
+    fn stored_item(&self, account: &BareJid, contact: &str) -> Result<Option<RosterItem>, AccountError> {
+        let (domain, node) = super::server::parts(account);
+        Ok(self.db().roster_item(domain, node, contact)?)
+    }
+
+    /// Stores an item and pushes it to the owner's resources.
+    fn put_item(&self, account: &BareJid, item: RosterItem) -> Result<(), AccountError> {
+        let (domain, node) = super::server::parts(account);
+        self.db().put_roster_item(domain, node, &item)?;
+        if let Some(item) = wire_item(&item) {
+            self.push(account, item);
+        }
+        Ok(())
+    }
+
+    /// RFC 6121 §2.1.6: a roster push to every bound resource.
+    fn push(&self, account: &BareJid, item: Item) {
+        let roster = Roster { ver: None, items: vec![item] };
+        for (resource, outbox) in self.sessions().all_of(account) {
+            let push = Iq::from_set(format!("push-{}", rand::random::<u32>()), roster.clone())
+                .with_to(resource.into());
+            let _ = outbox.send(Outbound::Stanza(Stanza::Iq(push)));
+        }
+    }
+}
+
+fn new_item(contact: &str) -> RosterItem {
+    RosterItem {
+        jid: contact.to_owned(),
+        name: None,
+        groups: Vec::new(),
+        subscription: Subscription::None,
+        ask: Ask::None,
+    }
+}
+
+fn subscription_presence(type_: PresenceType, from: &BareJid, to: &BareJid) -> Presence {
+    let mut presence = Presence::new(type_);
+    presence.from = Some(from.clone().into());
+    presence.to = Some(to.clone().into());
+    presence
+}
+
+/// The wire form of a stored item; `None` only if the stored JID were invalid, which the store
+/// never receives (JIDs are normalised before they are written).
+fn wire_item(item: &RosterItem) -> Option<Item> {
+    Some(Item {
+        jid: BareJid::new(&item.jid).ok()?,
+        name: item.name.clone(),
+        subscription: match item.subscription {
+            Subscription::None => WireSubscription::None,
+            Subscription::To => WireSubscription::To,
+            Subscription::From => WireSubscription::From,
+            Subscription::Both => WireSubscription::Both,
+        },
+        ask: if item.ask == Ask::Subscribe { WireAsk::Subscribe } else { WireAsk::None },
+        groups: item.groups.iter().cloned().map(Group).collect(),
+        approved: None,
+    })
+}
+
+fn wire_removed(contact: &BareJid) -> Item {
+    Item {
+        jid: contact.clone(),
+        name: None,
+        subscription: WireSubscription::Remove,
+        ask: WireAsk::None,
+        groups: Vec::new(),
+        approved: None,
+    }
+}
