@@ -117,15 +117,17 @@ pub enum Capability {
     Modules,
     Sessions,
     Roster,
+    Messaging,
     Log,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 5] = [
+    pub const ALL: [Capability; 6] = [
         Capability::Accounts,
         Capability::Modules,
         Capability::Sessions,
         Capability::Roster,
+        Capability::Messaging,
         Capability::Log,
     ];
 
@@ -136,6 +138,7 @@ impl Capability {
             Capability::Modules => "modules",
             Capability::Sessions => "sessions",
             Capability::Roster => "roster",
+            Capability::Messaging => "messaging",
             Capability::Log => "log",
         }
     }

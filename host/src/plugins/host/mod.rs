@@ -4,6 +4,7 @@
 
 mod accounts;
 mod log;
+mod messaging;
 mod modules;
 mod roster;
 mod sessions;

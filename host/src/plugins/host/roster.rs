@@ -4,6 +4,7 @@ use super::{PluginState, account};
 use crate::plugins::bindings::roster::{Host, Item, Subscription};
 use crate::plugins::bindings::types::Error;
 use crate::store::{Ask, RosterItem, Subscription as StoredSubscription};
+use crate::xmpp::roster::ItemUpdate;
 
 impl Host for PluginState {
     fn get(&mut self, jid: String) -> wasmtime::Result<Result<Vec<Item>, Error>> {
@@ -11,6 +12,32 @@ impl Host for PluginState {
             .and_then(|jid| Ok(self.server.roster(&jid)?))
             .map(|items| items.into_iter().map(item).collect()))
     }
+
+    fn add(
+        &mut self,
+        jid: String,
+        contact: String,
+        name: Option<String>,
+        groups: Vec<String>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        Ok(account(&self.server, &jid).and_then(|jid| {
+            let contact = contact_jid(&contact)?;
+            Ok(self.server.roster_add_mutual(&jid, &contact, ItemUpdate { name, groups })?)
+        }))
+    }
+
+    fn remove(&mut self, jid: String, contact: String) -> wasmtime::Result<Result<(), Error>> {
+        Ok(account(&self.server, &jid)
+            .and_then(|jid| Ok(self.server.roster_remove(&jid, &contact_jid(&contact)?)?)))
+    }
+}
+
+/// A contact is any bare JID with a localpart, normalised; local or not.
+fn contact_jid(contact: &str) -> Result<jid::BareJid, Error> {
+    jid::BareJid::new(contact)
+        .ok()
+        .filter(|jid| jid.node().is_some())
+        .ok_or_else(|| Error::Invalid(format!("{contact:?} is not a valid contact JID")))
 }
 
 fn item(item: RosterItem) -> Item {
