@@ -1,5 +1,5 @@
 //! The black-box test harness of Plughost: it starts the real `plughost` binary and speaks HTTP
-//! to it, so that the tests read like scripts a person would type.
+//! and XMPP to it, so that the tests read like scripts a person would type.
 //!
 //! # Layout
 //! - [`TestHost`]: a server in its own temp folder (config, data, plugins) on free loopback ports,
@@ -8,6 +8,8 @@
 //! - [`RequestBuilder`] and [`Reply`]: one HTTP request on a fresh connection, with any headers.
 //! - [`Conn`]: one keep-alive HTTP/1.1 connection, for load loops and the benchmark.
 //! - [`wait_for`]: polls until something becomes true, or fails the test.
+//! - [`xmpp`]: the test certificate, a real XMPP client (tokio-xmpp over STARTTLS) and raw c2s
+//!   connections.
 //!
 //! It does not build anything: `cargo xtask test` builds the binary, the plugins (into
 //! `target/plugins/`) and the test fixtures (into `target/test-plugins/`) first.
@@ -33,6 +35,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::net::TcpStream;
+
+pub mod xmpp;
 
 pub use hyper::Method;
 pub use serde_json::json;
@@ -124,6 +128,7 @@ pub struct Builder {
     create_admin: bool,
     top: String,
     http: String,
+    c2s: String,
     tables: String,
     rust_log: String,
 }
@@ -136,6 +141,7 @@ impl Default for Builder {
             create_admin: true,
             top: String::new(),
             http: String::new(),
+            c2s: String::new(),
             tables: String::new(),
             rust_log: "info".to_owned(),
         }
@@ -177,6 +183,12 @@ impl Builder {
     /// Adds lines to the config's `[http]` table (which already sets `listen`).
     pub fn http(mut self, lines: &str) -> Self {
         writeln!(self.http, "{lines}").unwrap();
+        self
+    }
+
+    /// Adds lines to the config's `[c2s]` table (which already sets `listen`).
+    pub fn c2s(mut self, lines: &str) -> Self {
+        writeln!(self.c2s, "{lines}").unwrap();
         self
     }
 
@@ -231,7 +243,8 @@ impl std::fmt::Display for StartError {
 
 /// One running server in its own temp folder. Dropping it kills the server.
 pub struct TestHost {
-    /// Holds `config.toml`, `data/`, `plugins/` and one `stderr-N.log` per start; deleted on drop
+    /// Holds `config.toml`, `data/`, `plugins/`, the test certificate (`tls-cert.pem`,
+    /// `tls-key.pem`) and one `stderr-N.log` per start; deleted on drop
     /// (after the server is killed, since fields drop after `Drop::drop`).
     dir: TempDir,
     config: PathBuf,
@@ -265,12 +278,15 @@ impl TestHost {
         let dir = tempfile::Builder::new().prefix("plughost-test-").tempdir().expect("a temp dir");
         let config = dir.path().join("config.toml");
         let quoted: Vec<String> = builder.admins.iter().map(|admin| format!("{admin:?}")).collect();
+        let (cert, key) = xmpp::TestCert::get().write_to(dir.path());
         let text = format!(
             "domains = [\"localhost\"]\nadmins = [{}]\ndata_dir = \"data\"\nplugins_dir = \"plugins\"\n{}\n\
-             [http]\nlisten = \"127.0.0.1:0\"\n{}\n[c2s]\nlisten = \"127.0.0.1:0\"\n\n{}",
+             [http]\nlisten = \"127.0.0.1:0\"\n{}\n[c2s]\nlisten = \"127.0.0.1:0\"\n{}\n\
+             [tls]\ncert = {cert:?}\nkey = {key:?}\n\n{}",
             quoted.join(", "),
             builder.top,
             builder.http,
+            builder.c2s,
             builder.tables,
         );
         fs::write(&config, text).expect("writing the config");

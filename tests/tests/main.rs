@@ -1,6 +1,6 @@
 //! Black-box tests of Plughost. Each test starts the real `target/release/plughost` on free
-//! loopback ports with [`plughost_tests::TestHost`] and speaks HTTP to it, like an operator's
-//! script would. `cargo xtask test` builds the binary, the plugins and the fixtures first.
+//! loopback ports with [`plughost_tests::TestHost`] and speaks HTTP (and XMPP) to it, like an
+//! operator's script (or a user's client) would. `cargo xtask test` builds the binary, the plugins and the fixtures first.
 //!
 //! # Layout
 //! - `access`: whitelist, Basic auth, admins, unknown paths and methods.
@@ -11,6 +11,8 @@
 //! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
+//! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
+//!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
 
 mod access;
 mod cli;
@@ -20,3 +22,4 @@ mod input;
 mod modules;
 mod startup;
 mod users;
+mod xmpp;
