@@ -317,3 +317,83 @@ fn wire_removed(contact: &BareJid) -> Item {
         approved: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    fn server() -> Server {
+        let server = Server::new(vec!["example.com".into()], Db::in_memory());
+        for user in ["juliet", "romeo", "nurse"] {
+            server.create_account(&server.resolve_user(user).unwrap(), "pw", None).unwrap();
+        }
+        server
+    }
+
+    /// RFC 6121 §2.3.1: the roster set example, as a client sends it.
+    #[test]
+    fn rfc6121_roster_set_is_stored() {
+        let server = server();
+        let juliet = server.resolve_user("juliet").unwrap();
+        let roster: Roster = xso::from_bytes(
+            b"<query xmlns='jabber:iq:roster'><item jid='nurse@example.com' name='Nurse'><group>Servants</group></item></query>",
+        )
+        .unwrap();
+        server.roster_set_from_client(&juliet, roster.items.into_iter().next().unwrap()).unwrap();
+        let items = server.roster(&juliet).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].jid, "nurse@example.com");
+        assert_eq!(items[0].name.as_deref(), Some("Nurse"));
+        assert_eq!(items[0].groups, ["Servants"]);
+        assert_eq!(items[0].subscription, Subscription::None);
+    }
+
+    /// RFC 6121 §3.1: subscribe then subscribed gives `to` on the requester's side and `from`
+    /// on the contact's, with no pending ask left.
+    #[test]
+    fn subscription_handshake() {
+        let server = server();
+        let romeo = FullJid::new("romeo@example.com/orchard").unwrap();
+        let juliet = FullJid::new("juliet@example.com/balcony").unwrap();
+        let mut subscribe = Presence::new(PresenceType::Subscribe);
+        subscribe.to = Some(juliet.to_bare().into());
+        server.handle_subscription(&romeo, subscribe).unwrap();
+        let pending = server.roster(&romeo.to_bare()).unwrap();
+        assert_eq!((pending[0].subscription, pending[0].ask), (Subscription::None, Ask::Subscribe));
+        let mut subscribed = Presence::new(PresenceType::Subscribed);
+        subscribed.to = Some(romeo.to_bare().into());
+        server.handle_subscription(&juliet, subscribed).unwrap();
+        let romeo_side = server.roster(&romeo.to_bare()).unwrap();
+        assert_eq!((romeo_side[0].subscription, romeo_side[0].ask), (Subscription::To, Ask::None));
+        let juliet_side = server.roster(&juliet.to_bare()).unwrap();
+        assert_eq!(juliet_side[0].subscription, Subscription::From);
+        // And unsubscribing undoes both sides.
+        let mut unsubscribe = Presence::new(PresenceType::Unsubscribe);
+        unsubscribe.to = Some(juliet.to_bare().into());
+        server.handle_subscription(&romeo, unsubscribe).unwrap();
+        assert_eq!(server.roster(&romeo.to_bare()).unwrap()[0].subscription, Subscription::None);
+        assert_eq!(server.roster(&juliet.to_bare()).unwrap()[0].subscription, Subscription::None);
+    }
+
+    #[test]
+    fn mutual_add_needs_an_existing_local_contact() {
+        let server = server();
+        let juliet = server.resolve_user("juliet").unwrap();
+        let ghost = BareJid::new("ghost@example.com").unwrap();
+        assert!(matches!(
+            server.roster_add_mutual(&juliet, &ghost, ItemUpdate::default()),
+            Err(AccountError::NotFound(_))
+        ));
+        assert!(server.roster(&juliet).unwrap().is_empty());
+        let romeo = server.resolve_user("romeo").unwrap();
+        server
+            .roster_add_mutual(&juliet, &romeo, ItemUpdate { name: Some("R".into()), groups: vec![] })
+            .unwrap();
+        assert_eq!(server.roster(&juliet).unwrap()[0].subscription, Subscription::Both);
+        assert_eq!(server.roster(&romeo).unwrap()[0].subscription, Subscription::Both);
+        server.roster_remove(&juliet, &romeo).unwrap();
+        assert!(server.roster(&juliet).unwrap().is_empty());
+        assert_eq!(server.roster(&romeo).unwrap()[0].subscription, Subscription::None);
+    }
+}

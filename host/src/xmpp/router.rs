@@ -112,3 +112,104 @@ impl Server {
         BareJid::from_parts(None, account.domain()).into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    use super::*;
+    use crate::store::Db;
+    use crate::xmpp::sessions::{SessionInfo, Show};
+
+    fn server() -> Server {
+        let server = Server::new(vec!["example.com".into()], Db::in_memory());
+        for user in ["juliet", "romeo"] {
+            server.create_account(&server.resolve_user(user).unwrap(), "pw", None).unwrap();
+        }
+        server
+    }
+
+    fn bind(server: &Server, jid: &str, priority: Option<i8>) -> (FullJid, UnboundedReceiver<Outbound>) {
+        let jid = FullJid::new(jid).unwrap();
+        let (outbox, inbox) = unbounded_channel();
+        let info = SessionInfo {
+            resource: jid.resource().to_string(),
+            id: jid.to_string(),
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 1,
+            secure: true,
+            priority: 0,
+            show: Show::Unavailable,
+            status: None,
+            connected_since: 0,
+        };
+        server.sessions().register(jid.clone(), info, outbox);
+        if let Some(priority) = priority {
+            let mut presence = tokio_xmpp::parsers::presence::Presence::available();
+            presence.priority = tokio_xmpp::parsers::presence::Priority(priority);
+            server.handle_presence(&jid, presence).unwrap();
+        }
+        (jid, inbox)
+    }
+
+    fn messages(inbox: &mut UnboundedReceiver<Outbound>) -> Vec<Message> {
+        std::iter::from_fn(|| inbox.try_recv().ok())
+            .filter_map(|outbound| match outbound {
+                Outbound::Stanza(Stanza::Message(message)) => Some(message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// RFC 6121 §8.5.2.1.1: a message to the bare JID goes to the available resources with the
+    /// highest non-negative priority only.
+    #[test]
+    fn bare_jid_messages_go_to_the_highest_priority() {
+        let server = server();
+        let (_, mut low) = bind(&server, "juliet@example.com/balcony", Some(1));
+        let (_, mut high) = bind(&server, "juliet@example.com/chamber", Some(5));
+        let (romeo, _) = bind(&server, "romeo@example.com/orchard", Some(0));
+        let message: Message =
+            xso::from_bytes(b"<message xmlns='jabber:client' to='juliet@example.com' type='chat'><body>Art thou not Romeo?</body></message>").unwrap();
+        server.route_message(&romeo, message);
+        let received = messages(&mut high);
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].from, Some(romeo.into()));
+        assert!(messages(&mut low).is_empty());
+    }
+
+    /// RFC 6121 §8.5.2.2 and XEP-0160: nobody available, so the message waits offline, and is
+    /// delivered with a delay stamp after the next initial presence. Headlines are not kept.
+    #[test]
+    fn offline_messages_wait_for_initial_presence() {
+        let server = server();
+        let (romeo, _) = bind(&server, "romeo@example.com/orchard", Some(0));
+        let juliet = server.resolve_user("juliet").unwrap();
+        let chat: Message =
+            xso::from_bytes(b"<message xmlns='jabber:client' to='juliet@example.com' type='chat'><body>Wherefore</body></message>").unwrap();
+        server.route_message(&romeo, chat);
+        let mut headline = Message::new(None);
+        headline.type_ = MessageType::Headline;
+        assert_eq!(server.send_from_server(&juliet, headline).unwrap(), Delivery::Dropped);
+        assert_eq!(server.offline_count(&juliet).unwrap(), 1);
+        let (_, mut inbox) = bind(&server, "juliet@example.com/balcony", Some(0));
+        let received = messages(&mut inbox);
+        assert_eq!(received.len(), 1);
+        assert!(received[0].payloads.iter().any(|payload| payload.is("delay", "urn:xmpp:delay")));
+        assert_eq!(server.offline_count(&juliet).unwrap(), 0);
+    }
+
+    /// RFC 6121 §8.5.2.2.1 / RFC 6120 §8.3: an unknown local user gets service-unavailable.
+    #[test]
+    fn unknown_local_users_bounce() {
+        let server = server();
+        let (romeo, mut inbox) = bind(&server, "romeo@example.com/orchard", Some(0));
+        server.route_message(&romeo, Message::new(Some(Jid::new("nurse@example.com").unwrap())));
+        let bounced = messages(&mut inbox);
+        assert_eq!(bounced.len(), 1);
+        assert_eq!(bounced[0].type_, MessageType::Error);
+        assert_eq!(bounced[0].from, Some(Jid::new("nurse@example.com").unwrap()));
+    }
+}
