@@ -810,6 +810,15 @@ impl RawConn {
         }
     }
 
+    /// Reads what is available (waiting for at least one byte) and appends it to `buffer`,
+    /// bypassing [`RawConn::text`]; 0 means the server closed the connection.
+    pub async fn read_into(&mut self, buffer: &mut Vec<u8>) -> io::Result<usize> {
+        let mut chunk = [0u8; 16384];
+        let read = self.io.read(&mut chunk).await?;
+        buffer.extend_from_slice(&chunk[..read]);
+        Ok(read)
+    }
+
     /// Everything received so far, as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.received).into_owned()
