@@ -66,17 +66,16 @@ impl Server {
         Ok(())
     }
 
-    /// Sends a presence of `from` to its subscribers' available resources and to its own other
+    /// Sends a presence of `from` to its subscribers' available resources and to its own
     /// available resources.
     fn fan_out(&self, from: &FullJid, presence: Presence) -> Result<(), AccountError> {
         let user = from.to_bare();
         for contact in self.contacts_with(&user, &[Subscription::From, Subscription::Both])? {
             self.send_presence_to_account(&contact, presence.clone());
         }
-        for (resource, outbox) in self.sessions().available_of(&user) {
-            if &resource != from {
-                let _ = outbox.send(Outbound::Stanza(Stanza::Presence(presence.clone())));
-            }
+        // RFC 6121 §4.2.2: the user's available resources, including the one that sent it.
+        for (_, outbox) in self.sessions().available_of(&user) {
+            let _ = outbox.send(Outbound::Stanza(Stanza::Presence(presence.clone())));
         }
         Ok(())
     }
