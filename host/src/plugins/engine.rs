@@ -10,8 +10,8 @@ use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationCon
 /// about one tick; WASMTIME-NOTES measured 10-15% of guest CPU for this check.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// The largest number of plugin calls (and so instances) alive at once; further calls wait for a
-/// slot. Each slot reserves address space for one linear memory of the largest configured cap.
+/// The most instances alive at once: one per call thread, plus manifests being read during loads.
+/// Each reserves address space for one linear memory of the largest configured cap.
 pub const MAX_CONCURRENT_CALLS: u32 = 64;
 
 /// Builds the engine. `max_memory_bytes` is the largest linear memory any plugin may reach.

@@ -10,6 +10,14 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+#[cfg(target_arch = "wasm32")]
+mod arena;
+
+/// Every plugin that links the sdk allocates from its arena; see `arena`.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: arena::Bump = arena::Bump;
+
 pub use plughost::admin::types;
 use serde_json::{Map, Value, json};
 use types::{Error, Manifest, Method, Request, Response, Route};
