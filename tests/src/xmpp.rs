@@ -248,38 +248,20 @@ impl XmppClient {
         let connector = TestConnector::new(addr);
         let state = connector.state.clone();
         let mut stream = StanzaStream::new_c2s(connector, jid.into(), password.into(), Timeouts::tight(), 64);
-        let deadline = Instant::now() + XMPP_TIMEOUT;
-        loop {
-            let event = tokio::time::timeout_at(deadline.into(), stream.next()).await;
-            match event {
-                Ok(Some(Event::Stream(StreamEvent::Reset { bound_jid, .. }))) => {
-                    let jid = bound_jid
-                        .try_as_full()
-                        .map_err(|_| format!("bound to a bare JID {bound_jid}"))?
-                        .clone();
-                    let client = XmppClient {
-                        stream,
-                        jid,
-                        state,
-                        backlog: VecDeque::new(),
-                        suspended: false,
-                        next_id: 0,
-                    };
-                    return Ok(client);
-                }
-                Ok(Some(Event::Stream(other))) => {
-                    return Err(format!("{other:?} before online; it received:\n{}", state.received_text()));
-                }
-                Ok(Some(Event::Stanza(stanza))) => {
-                    return Err(format!("a stanza before online: {}", describe(&stanza)));
-                }
-                Ok(None) => return Err("the stream stopped".to_owned()),
-                Err(_) => {
-                    return Err(format!(
-                        "not online after {XMPP_TIMEOUT:?}; it received:\n{}",
-                        state.received_text()
-                    ));
-                }
+        // The first event decides: the bound resource, or why there is none.
+        match tokio::time::timeout(XMPP_TIMEOUT, stream.next()).await {
+            Ok(Some(Event::Stream(StreamEvent::Reset { bound_jid, .. }))) => {
+                let jid =
+                    bound_jid.try_as_full().map_err(|_| format!("bound to a bare JID {bound_jid}"))?.clone();
+                Ok(XmppClient { stream, jid, state, backlog: VecDeque::new(), suspended: false, next_id: 0 })
+            }
+            Ok(Some(Event::Stream(other))) => {
+                Err(format!("{other:?} before online; it received:\n{}", state.received_text()))
+            }
+            Ok(Some(Event::Stanza(stanza))) => Err(format!("a stanza before online: {}", describe(&stanza))),
+            Ok(None) => Err("the stream stopped".to_owned()),
+            Err(_) => {
+                Err(format!("not online after {XMPP_TIMEOUT:?}; it received:\n{}", state.received_text()))
             }
         }
     }

@@ -58,7 +58,10 @@ impl Server {
                     self.roster_set_from_client(&user, item)?;
                     None
                 }
-                _ => return Ok(self.bounce(from, Stanza::Iq(iq), DefinedCondition::BadRequest)),
+                _ => {
+                    self.bounce(from, Stanza::Iq(iq), DefinedCondition::BadRequest);
+                    return Ok(());
+                }
             },
             (Target::Server | Target::Account, false, "ping", ns::PING) => None,
             (Target::Server | Target::Account, true, "session", SESSION_NS) => None,
@@ -70,12 +73,16 @@ impl Server {
                         disco(("account", "registered"), &ACCOUNT_FEATURES)
                     }
                     Target::OtherAccount(_) => {
-                        return Ok(self.bounce(from, Stanza::Iq(iq), DefinedCondition::ServiceUnavailable));
+                        self.bounce(from, Stanza::Iq(iq), DefinedCondition::ServiceUnavailable);
+                        return Ok(());
                     }
                 };
                 Some(Element::from(info))
             }
-            _ => return Ok(self.bounce(from, Stanza::Iq(iq), DefinedCondition::ServiceUnavailable)),
+            _ => {
+                self.bounce(from, Stanza::Iq(iq), DefinedCondition::ServiceUnavailable);
+                return Ok(());
+            }
         };
         let reply = Iq::Result { from: to, to: Some(from.clone().into()), id, payload: answer };
         self.send_to(from, Stanza::Iq(reply));

@@ -48,6 +48,10 @@ pub enum CloseReason {
 
 /// What a connection task is asked to do.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every item is a stanza; boxing would add an allocation to each"
+)]
 pub enum Outbound {
     Stanza(Stanza),
     Close(CloseReason),
