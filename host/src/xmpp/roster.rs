@@ -134,56 +134,54 @@ impl Server {
                 });
                 if requested { self.approve(&user, &to) } else { Ok(()) }
             }
-            PresenceType::Unsubscribe => {
-                // §3.3: the user stops receiving the contact's presence.
-                self.change(&user, to.as_str(), |item| {
-                    item.ask = Ask::None;
-                    item.subscription = match item.subscription {
-                        Subscription::Both => Subscription::From,
-                        _ => Subscription::None,
-                    };
-                })?;
-                if local {
-                    self.change(&to, user.as_str(), |item| {
-                        item.subscription = match item.subscription {
-                            Subscription::Both => Subscription::To,
-                            _ => Subscription::None,
-                        };
-                    })?;
-                    self.deliver_presence_or_store(
-                        &to,
-                        subscription_presence(PresenceType::Unsubscribe, &user, &to),
-                    )?;
-                    self.send_unavailable_between(&to, &user);
-                }
-                Ok(())
-            }
+            // §3.3: the user stops receiving the contact's presence.
+            PresenceType::Unsubscribe => self.end_subscription(&user, &to, local, PresenceType::Unsubscribe),
+            // §3.2: the user cancels (or refuses) the contact's subscription to the user.
             PresenceType::Unsubscribed => {
-                // §3.2: the user cancels (or refuses) the contact's subscription to the user.
-                self.change(&user, to.as_str(), |item| {
-                    item.subscription = match item.subscription {
-                        Subscription::Both => Subscription::To,
-                        _ => Subscription::None,
-                    };
-                })?;
-                if local {
-                    self.change(&to, user.as_str(), |item| {
-                        item.ask = Ask::None;
-                        item.subscription = match item.subscription {
-                            Subscription::Both => Subscription::From,
-                            _ => Subscription::None,
-                        };
-                    })?;
-                    self.deliver_presence_or_store(
-                        &to,
-                        subscription_presence(PresenceType::Unsubscribed, &user, &to),
-                    )?;
-                    self.send_unavailable_between(&user, &to);
-                }
-                Ok(())
+                self.end_subscription(&to, &user, local, PresenceType::Unsubscribed)
             }
             _ => Ok(()),
         }
+    }
+
+    /// RFC 6121 §3.2 and §3.3: `subscriber` no longer receives `publisher`'s presence. One of the
+    /// two sent `notice`; the other side is changed and told only when it is `local`.
+    fn end_subscription(
+        &self,
+        subscriber: &BareJid,
+        publisher: &BareJid,
+        local: bool,
+        notice: PresenceType,
+    ) -> Result<(), AccountError> {
+        let (sender, receiver) = if notice == PresenceType::Unsubscribe {
+            (subscriber, publisher)
+        } else {
+            (publisher, subscriber)
+        };
+        let drop_to = |item: &mut RosterItem| {
+            item.ask = Ask::None;
+            item.subscription = match item.subscription {
+                Subscription::Both | Subscription::From => Subscription::From,
+                Subscription::To | Subscription::None => Subscription::None,
+            };
+        };
+        let drop_from = |item: &mut RosterItem| {
+            item.subscription = match item.subscription {
+                Subscription::Both | Subscription::To => Subscription::To,
+                Subscription::From | Subscription::None => Subscription::None,
+            };
+        };
+        if sender == subscriber || local {
+            self.change(subscriber, publisher.as_str(), drop_to)?;
+        }
+        if sender == publisher || local {
+            self.change(publisher, subscriber.as_str(), drop_from)?;
+        }
+        if local {
+            self.deliver_presence_or_store(receiver, subscription_presence(notice, sender, receiver))?;
+            self.send_unavailable_between(publisher, subscriber);
+        }
+        Ok(())
     }
 
     /// `contact` approves `requester`: contact gains `from`, requester gains `to`, both pushed;
@@ -374,6 +372,35 @@ mod tests {
         server.handle_subscription(&romeo, unsubscribe).unwrap();
         assert_eq!(server.roster(&romeo.to_bare()).unwrap()[0].subscription, Subscription::None);
         assert_eq!(server.roster(&juliet.to_bare()).unwrap()[0].subscription, Subscription::None);
+    }
+
+    /// RFC 6121 §3.2/§3.3: ending one direction keeps the other.
+    #[test]
+    fn ending_one_direction_keeps_the_other() {
+        let server = server();
+        let romeo = FullJid::new("romeo@example.com/orchard").unwrap();
+        let juliet = server.resolve_user("juliet").unwrap();
+        server.roster_add_mutual(&romeo.to_bare(), &juliet, ItemUpdate::default()).unwrap();
+        let mut unsubscribed = Presence::new(PresenceType::Unsubscribed);
+        unsubscribed.to = Some(juliet.clone().into());
+        server.handle_subscription(&romeo, unsubscribed).unwrap();
+        assert_eq!(server.roster(&romeo.to_bare()).unwrap()[0].subscription, Subscription::To);
+        assert_eq!(server.roster(&juliet).unwrap()[0].subscription, Subscription::From);
+        // Romeo still receives Juliet's presence until he unsubscribes; then nothing is left.
+        let mut unsubscribe = Presence::new(PresenceType::Unsubscribe);
+        unsubscribe.to = Some(juliet.clone().into());
+        server.handle_subscription(&romeo, unsubscribe).unwrap();
+        assert_eq!(server.roster(&romeo.to_bare()).unwrap()[0].subscription, Subscription::None);
+        assert_eq!(server.roster(&juliet).unwrap()[0].subscription, Subscription::None);
+        // And a `from`-only item survives an unsubscribe, which only ends `to`.
+        server.roster_add_mutual(&romeo.to_bare(), &juliet, ItemUpdate::default()).unwrap();
+        let mut unsubscribe = Presence::new(PresenceType::Unsubscribe);
+        unsubscribe.to = Some(juliet.clone().into());
+        server.handle_subscription(&romeo, unsubscribe.clone()).unwrap();
+        assert_eq!(server.roster(&romeo.to_bare()).unwrap()[0].subscription, Subscription::From);
+        server.handle_subscription(&romeo, unsubscribe).unwrap();
+        assert_eq!(server.roster(&romeo.to_bare()).unwrap()[0].subscription, Subscription::From);
+        assert_eq!(server.roster(&juliet).unwrap()[0].subscription, Subscription::To);
     }
 
     #[test]
