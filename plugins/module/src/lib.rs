@@ -20,10 +20,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::plughost::admin::handler::Guest;
 use plughost::admin::log::{Level, log};
 use plughost::admin::modules::{self, ModuleInfo};
-use sdk::types::{Error, Manifest, Method, Request, Response};
+use sdk::types::{Error, Method, Request};
 use sdk::{Endpoint, Reply};
 use serde::Serialize;
 use serde_json::json;
@@ -132,21 +131,8 @@ fn unload(request: &Request) -> Reply {
     Ok(sdk::reply(200, format!("Module unloaded: {name}")))
 }
 
-struct Module;
-
-impl Guest for Module {
-    fn describe() -> Manifest {
-        sdk::manifest(
-            "module",
-            env!("CARGO_PKG_VERSION"),
-            "Lists the loaded plugins and loads, reloads or unloads them from the plugins folder.",
-            ENDPOINTS,
-        )
-    }
-
-    fn handle(request: Request) -> Response {
-        sdk::dispatch(ENDPOINTS, &request)
-    }
-}
-
-export!(Module);
+sdk::plugin!(
+    "module",
+    "Lists the loaded plugins and loads, reloads or unloads them from the plugins folder.",
+    ENDPOINTS
+);

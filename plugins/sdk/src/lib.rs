@@ -48,6 +48,28 @@ pub fn manifest(name: &str, version: &str, description: &str, endpoints: &[Endpo
     }
 }
 
+/// Exports the plugin whose routes are `endpoints`: `describe` and `handle` both come from that
+/// one table, so a plugin writes only its handlers. Use it after the crate's own `generate!`,
+/// whose `exports` module and `export!` macro it names.
+#[macro_export]
+macro_rules! plugin {
+    ($name:literal, $description:literal, $endpoints:expr) => {
+        struct Plugin;
+
+        impl exports::plughost::admin::handler::Guest for Plugin {
+            fn describe() -> $crate::types::Manifest {
+                $crate::manifest($name, env!("CARGO_PKG_VERSION"), $description, $endpoints)
+            }
+
+            fn handle(request: $crate::types::Request) -> $crate::types::Response {
+                $crate::dispatch($endpoints, &request)
+            }
+        }
+
+        export!(Plugin);
+    };
+}
+
 /// Runs the endpoint whose method and template matched `request`. The host only routes declared
 /// routes to a plugin, so the fallback answers what mod_admin_rest answers for an unknown path
 /// rather than trapping.

@@ -20,12 +20,11 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::plughost::admin::handler::Guest;
 use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::roster::{self, Subscription};
 use plughost::admin::sessions::{self, Session, Show};
-use sdk::types::{Error, Manifest, Method, Request, Response};
+use sdk::types::{Error, Method, Request, Response};
 use sdk::{Endpoint, Reply};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -263,21 +262,8 @@ fn online_count(_request: &Request) -> Reply {
     Ok(sdk::reply(200, json!({ "count": sessions::count_accounts() })))
 }
 
-struct User;
-
-impl Guest for User {
-    fn describe() -> Manifest {
-        sdk::manifest(
-            "user",
-            env!("CARGO_PKG_VERSION"),
-            "Shows, registers and deletes accounts, changes passwords and lists who is online.",
-            ENDPOINTS,
-        )
-    }
-
-    fn handle(request: Request) -> Response {
-        sdk::dispatch(ENDPOINTS, &request)
-    }
-}
-
-export!(User);
+sdk::plugin!(
+    "user",
+    "Shows, registers and deletes accounts, changes passwords and lists who is online.",
+    ENDPOINTS
+);

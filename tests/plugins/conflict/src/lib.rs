@@ -7,8 +7,7 @@ wit_bindgen::generate!({
     with: { "plughost:admin/types@0.1.0": sdk::types },
 });
 
-use exports::plughost::admin::handler::Guest;
-use sdk::types::{Manifest, Method, Request, Response};
+use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/ping", handler: ping }];
@@ -18,21 +17,4 @@ fn ping(_request: &Request) -> Reply {
     Ok(sdk::reply(200, "conflict"))
 }
 
-struct Conflict;
-
-impl Guest for Conflict {
-    fn describe() -> Manifest {
-        sdk::manifest(
-            "conflict",
-            env!("CARGO_PKG_VERSION"),
-            "Test fixture: claims GET /ping, which the ping plugin owns.",
-            ENDPOINTS,
-        )
-    }
-
-    fn handle(request: Request) -> Response {
-        sdk::dispatch(ENDPOINTS, &request)
-    }
-}
-
-export!(Conflict);
+sdk::plugin!("conflict", "Test fixture: claims GET /ping, which the ping plugin owns.", ENDPOINTS);

@@ -18,10 +18,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::plughost::admin::handler::Guest;
 use plughost::admin::log::{Level, log};
 use plughost::admin::{accounts, modules};
-use sdk::types::{Manifest, Method, Request, Response};
+use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 use serde_json::json;
 
@@ -34,21 +33,4 @@ fn greedy(_request: &Request) -> Reply {
     Ok(sdk::reply(200, json!({ "domains": accounts::domains(), "modules": modules::list().len() })))
 }
 
-struct Greedy;
-
-impl Guest for Greedy {
-    fn describe() -> Manifest {
-        sdk::manifest(
-            "greedy",
-            env!("CARGO_PKG_VERSION"),
-            "Test fixture: imports accounts and modules, which tests do not grant it.",
-            ENDPOINTS,
-        )
-    }
-
-    fn handle(request: Request) -> Response {
-        sdk::dispatch(ENDPOINTS, &request)
-    }
-}
-
-export!(Greedy);
+sdk::plugin!("greedy", "Test fixture: imports accounts and modules, which tests do not grant it.", ENDPOINTS);

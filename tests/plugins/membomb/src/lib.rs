@@ -10,8 +10,7 @@ wit_bindgen::generate!({
 
 use std::hint::black_box;
 
-use exports::plughost::admin::handler::Guest;
-use sdk::types::{Manifest, Method, Request, Response};
+use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] =
@@ -33,21 +32,4 @@ fn membomb(_request: &Request) -> Reply {
     }
 }
 
-struct Membomb;
-
-impl Guest for Membomb {
-    fn describe() -> Manifest {
-        sdk::manifest(
-            "membomb",
-            env!("CARGO_PKG_VERSION"),
-            "Test fixture: allocates memory without bound on every request.",
-            ENDPOINTS,
-        )
-    }
-
-    fn handle(request: Request) -> Response {
-        sdk::dispatch(ENDPOINTS, &request)
-    }
-}
-
-export!(Membomb);
+sdk::plugin!("membomb", "Test fixture: allocates memory without bound on every request.", ENDPOINTS);

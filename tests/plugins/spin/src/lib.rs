@@ -9,8 +9,7 @@ wit_bindgen::generate!({
 
 use std::hint::black_box;
 
-use exports::plughost::admin::handler::Guest;
-use sdk::types::{Manifest, Method, Request, Response};
+use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/fixture/spin", handler: spin }];
@@ -23,21 +22,4 @@ fn spin(_request: &Request) -> Reply {
     }
 }
 
-struct Spin;
-
-impl Guest for Spin {
-    fn describe() -> Manifest {
-        sdk::manifest(
-            "spin",
-            env!("CARGO_PKG_VERSION"),
-            "Test fixture: loops forever on every request.",
-            ENDPOINTS,
-        )
-    }
-
-    fn handle(request: Request) -> Response {
-        sdk::dispatch(ENDPOINTS, &request)
-    }
-}
-
-export!(Spin);
+sdk::plugin!("spin", "Test fixture: loops forever on every request.", ENDPOINTS);

@@ -8,8 +8,7 @@ wit_bindgen::generate!({
     with: { "plughost:admin/types@0.1.0": sdk::types },
 });
 
-use exports::plughost::admin::handler::Guest;
-use sdk::types::{Manifest, Method, Request, Response};
+use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/fixture/trap", handler: trap }];
@@ -18,16 +17,4 @@ fn trap(_request: &Request) -> Reply {
     panic!("the trap fixture panics on purpose")
 }
 
-struct Trap;
-
-impl Guest for Trap {
-    fn describe() -> Manifest {
-        sdk::manifest("trap", env!("CARGO_PKG_VERSION"), "Test fixture: traps on every request.", ENDPOINTS)
-    }
-
-    fn handle(request: Request) -> Response {
-        sdk::dispatch(ENDPOINTS, &request)
-    }
-}
-
-export!(Trap);
+sdk::plugin!("trap", "Test fixture: traps on every request.", ENDPOINTS);
