@@ -160,6 +160,39 @@ pub fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a str,
     body.get(key).and_then(Value::as_str).ok_or_else(body_malformed)
 }
 
+/// The optional string member `key` of a request body: absent or `null` is none, any other
+/// non-string is the 400 for a body the route cannot use.
+pub fn opt_str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Response> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(body_malformed()),
+    }
+}
+
+/// The boolean query parameter `name` (`?force=true`); false when absent. Any other value than
+/// `true` or `false` is a 400 rather than false, so that a typo cannot quietly drop an override
+/// the caller meant to give. When it is repeated, the last occurrence counts.
+pub fn query_flag(request: &Request, name: &str) -> Result<bool, Response> {
+    request.query.iter().filter(|(key, _)| key == name).try_fold(false, |_, (_, value)| {
+        match value.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(reply(400, format!("Query parameter {name} must be true or false"))),
+        }
+    })
+}
+
+/// What `accounts.resolve` made of a user name in a path: the bare JID, or the 404
+/// `User does not exist or is malformed` for a name that cannot name an account of this server.
+/// Plugins pass the host's result in, because the sdk calls no host interface itself.
+pub fn resolved_user(resolved: Result<String, Error>) -> Result<String, Response> {
+    resolved.map_err(|error| match error {
+        Error::Invalid(_) | Error::NotFound(_) => user_malformed(),
+        error => error_reply(&error),
+    })
+}
+
 /// 404 `Invalid request path`: no such route, or a path segment that cannot name anything.
 pub fn invalid_path() -> Response {
     reply(404, "Invalid request path")

@@ -1,0 +1,205 @@
+//! `roster`: rosters as an administrator changes them. It owns `/roster/{name}`: listing a
+//! user's roster, adding a contact with a mutual subscription and removing one, as
+//! mod_admin_rest does. The host persists each change and pushes it to both sides' online
+//! clients; showing the roster inside the user object belongs to the `user` plugin.
+
+wit_bindgen::generate!({
+    inline: "
+        package plughost:roster;
+        world roster {
+            include plughost:admin/plugin@0.1.0;
+            import plughost:admin/accounts@0.1.0;
+            import plughost:admin/roster@0.1.0;
+            import plughost:admin/log@0.1.0;
+        }
+    ",
+    path: "../../wit",
+    with: { "plughost:admin/types@0.1.0": sdk::types },
+    // The imported interfaces are this plugin's own; only `types` is shared with the sdk.
+    generate_all,
+});
+
+use plughost::admin::accounts;
+use plughost::admin::log::{Level, log};
+use plughost::admin::roster::{self, Subscription};
+use sdk::types::{Error, Method, Request, Response};
+use sdk::{Endpoint, Reply};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint { method: Method::Get, path: "/roster/{name}", handler: show },
+    Endpoint { method: Method::Post, path: "/roster/{name}", handler: add },
+    Endpoint { method: Method::Delete, path: "/roster/{name}", handler: remove },
+];
+
+#[derive(Serialize)]
+struct RosterView {
+    count: usize,
+    /// Each item is `["item", {...}]`: mod_admin_rest's shape, which scripts already parse.
+    roster: Vec<(&'static str, ItemView)>,
+}
+
+/// A roster item as mod_admin_rest writes it: `group` in the singular, and `ask` and `name` only
+/// when set.
+#[derive(Serialize)]
+struct ItemView {
+    jid: String,
+    subscription: &'static str,
+    group: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ask: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+impl From<roster::Item> for ItemView {
+    fn from(item: roster::Item) -> Self {
+        ItemView {
+            jid: item.jid,
+            subscription: subscription_name(item.subscription),
+            group: item.groups,
+            ask: item.ask.then_some("subscribe"),
+            name: item.name,
+        }
+    }
+}
+
+/// What a POST asks for, checked in full before anything is written.
+struct Addition<'a> {
+    contact: Contact,
+    name: Option<&'a str>,
+    groups: Vec<String>,
+}
+
+/// A contact as the host will store it.
+struct Contact {
+    /// What to hand to the host: the resolved JID of a local contact, or the text as given for
+    /// a remote one, which the host normalises itself.
+    argument: String,
+    /// The normalised bare JID, for replies and the log.
+    shown: String,
+}
+
+/// RFC 6121 §2.1.2.5: the `subscription` attribute values.
+fn subscription_name(subscription: Subscription) -> &'static str {
+    match subscription {
+        Subscription::None => "none",
+        Subscription::To => "to",
+        Subscription::From => "from",
+        Subscription::Both => "both",
+    }
+}
+
+fn contact_malformed() -> Response {
+    sdk::reply(404, "Contact does not exist or is malformed")
+}
+
+/// The bare JID of the `name` parameter.
+fn named_user(request: &Request) -> Result<String, Response> {
+    sdk::resolved_user(accounts::resolve(sdk::param(request, "name")))
+}
+
+/// `jid` if its account exists. Checked before a change because the roster calls cannot tell
+/// a missing user from a missing contact: both are `not-found`.
+fn existing(jid: String) -> Result<String, Response> {
+    match accounts::exists(&jid) {
+        Ok(true) => Ok(jid),
+        Ok(false) => Err(sdk::user_not_found(&jid)),
+        Err(error) => Err(sdk::error_reply(&error)),
+    }
+}
+
+/// The `contact` member: missing is the 404 of a bad contact, a non-string the body 400.
+fn contact_field(body: &Map<String, Value>) -> Result<&str, Response> {
+    sdk::opt_str_field(body, "contact")?.ok_or_else(contact_malformed)
+}
+
+/// Checks that `text` is a bare JID with a localpart and normalises it. `accounts.resolve`
+/// would also take a lone localpart, but a contact must say its domain; and it refuses domains
+/// this server does not host, which are valid (one-sided) contacts here.
+fn contact(text: &str) -> Result<Contact, Response> {
+    let Some((node, domain)) = text.split_once('@') else { return Err(contact_malformed()) };
+    if node.is_empty() || domain.is_empty() || domain.contains('@') || text.contains('/') {
+        return Err(contact_malformed());
+    }
+    match accounts::resolve(text) {
+        Ok(jid) => Ok(Contact { argument: jid.clone(), shown: jid }),
+        Err(Error::Invalid(_) | Error::NotFound(_)) => {
+            // On a served domain the localpart itself is bad; elsewhere the host validates the
+            // JID when it stores it, and answers `invalid` if it cannot.
+            if accounts::domains().iter().any(|served| served.eq_ignore_ascii_case(domain)) {
+                return Err(contact_malformed());
+            }
+            // The roster calls do not return the normalised JID. Lower case is what nodeprep
+            // and nameprep make of the ASCII JIDs that remote contacts nearly always are; the
+            // host stores its own normalisation whatever this shows.
+            Ok(Contact { argument: text.into(), shown: text.to_lowercase() })
+        }
+        Err(error) => Err(sdk::error_reply(&error)),
+    }
+}
+
+/// The body of a POST: `contact`, and optionally `name` and `groups`.
+fn addition(body: &Map<String, Value>) -> Result<Addition<'_>, Response> {
+    let text = contact_field(body)?;
+    let name = sdk::opt_str_field(body, "name")?;
+    let groups = match body.get("groups") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(groups)) => groups
+            .iter()
+            .map(|group| match group {
+                // RFC 6121 §2.3.3 refuses a roster set with an empty group name; the host would
+                // push one to the user's clients.
+                Value::String(group) if !group.is_empty() => Ok(group.clone()),
+                _ => Err(sdk::body_malformed()),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(sdk::body_malformed()),
+    };
+    // The types of every member are checked before the contact is resolved, so that a body
+    // that is wrong in several ways always gets the same answer.
+    Ok(Addition { contact: contact(text)?, name, groups })
+}
+
+/// The reply for a host error of a roster change on an existing user's roster: `not-found` and
+/// `invalid` can then only be about the contact.
+fn change_error(error: Error) -> Response {
+    match error {
+        Error::NotFound(_) | Error::Invalid(_) => contact_malformed(),
+        error => sdk::error_reply(&error),
+    }
+}
+
+fn show(request: &Request) -> Reply {
+    let jid = named_user(request)?;
+    let items = roster::get(&jid).map_err(|error| match error {
+        Error::NotFound(_) => sdk::user_not_found(&jid),
+        error => sdk::error_reply(&error),
+    })?;
+    let roster: Vec<_> = items.into_iter().map(|item| ("item", ItemView::from(item))).collect();
+    Ok(sdk::reply(200, RosterView { count: roster.len(), roster }))
+}
+
+fn add(request: &Request) -> Reply {
+    let user = named_user(request)?;
+    let body = sdk::body_object(request)?;
+    let addition = addition(&body)?;
+    let user = existing(user)?;
+    let contact = &addition.contact;
+    roster::add(&user, &contact.argument, addition.name, &addition.groups).map_err(change_error)?;
+    log(Level::Info, &format!("{} added {} to the roster of {user}", request.caller.jid, contact.shown));
+    Ok(sdk::reply(200, format!("Roster registered: {user} and {}", contact.shown)))
+}
+
+fn remove(request: &Request) -> Reply {
+    let user = named_user(request)?;
+    let body = sdk::body_object(request)?;
+    let contact = contact(contact_field(&body)?)?;
+    let user = existing(user)?;
+    roster::remove(&user, &contact.argument).map_err(change_error)?;
+    log(Level::Info, &format!("{} removed {} from the roster of {user}", request.caller.jid, contact.shown));
+    Ok(sdk::reply(200, format!("Roster deleted: {user} and {}", contact.shown)))
+}
+
+sdk::plugin!("roster", "Lists rosters and adds or removes contacts with mutual subscriptions.", ENDPOINTS);

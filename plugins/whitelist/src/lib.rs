@@ -1,0 +1,149 @@
+//! `whitelist`: which addresses may reach the admin API at all. It owns `/whitelist` (the list)
+//! and `/whitelist/{addr}` with its `/whitelist/{addr}/{prefix}` twin (adding and removing an
+//! address or CIDR range; the twin lets a range's slash go unescaped). The host validates,
+//! normalises, persists and enforces the list; this plugin adds the one rule mod_admin_rest
+//! lacks: a change that would shut the caller out needs `?force=true`.
+
+wit_bindgen::generate!({
+    inline: "
+        package plughost:whitelist;
+        world whitelist {
+            include plughost:admin/plugin@0.1.0;
+            import plughost:admin/access@0.1.0;
+            import plughost:admin/log@0.1.0;
+        }
+    ",
+    path: "../../wit",
+    with: { "plughost:admin/types@0.1.0": sdk::types },
+    // The imported interfaces are this plugin's own; only `types` is shared with the sdk.
+    generate_all,
+});
+
+use std::net::IpAddr;
+
+use plughost::admin::access;
+use plughost::admin::log::{Level, log};
+use sdk::types::{Error, Method, Request, Response};
+use sdk::{Endpoint, Reply};
+use serde::Serialize;
+
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint { method: Method::Get, path: "/whitelist", handler: show },
+    Endpoint { method: Method::Put, path: "/whitelist/{addr}", handler: allow },
+    Endpoint { method: Method::Put, path: "/whitelist/{addr}/{prefix}", handler: allow },
+    Endpoint { method: Method::Delete, path: "/whitelist/{addr}", handler: disallow },
+    Endpoint { method: Method::Delete, path: "/whitelist/{addr}/{prefix}", handler: disallow },
+];
+
+#[derive(Serialize)]
+struct WhitelistView {
+    /// False when there is no whitelist and every address is allowed, which an empty list (that
+    /// refuses everyone) must not be mistaken for.
+    enabled: bool,
+    whitelist: Vec<String>,
+    count: usize,
+}
+
+/// One change asked for by a PUT or DELETE.
+struct Change {
+    /// The address or range as given; only the host parses it.
+    entry: String,
+    /// The address that must stay allowed: the caller's, unless the change is forced.
+    keep: Option<String>,
+}
+
+impl Change {
+    fn of(request: &Request) -> Result<Change, Response> {
+        let forced = sdk::query_flag(request, "force")?;
+        let addr = sdk::param(request, "addr");
+        let entry = match sdk::param(request, "prefix") {
+            "" => addr.to_owned(),
+            prefix => format!("{addr}/{prefix}"),
+        };
+        Ok(Change { entry, keep: (!forced).then(|| request.caller.ip.clone()) })
+    }
+
+    /// How the log tells a forced change from an ordinary one.
+    fn note(&self) -> &'static str {
+        if self.keep.is_none() { " (forced)" } else { "" }
+    }
+}
+
+/// The canonical CIDR of an entry the host has accepted, for the reply and the log: the
+/// network address and prefix length, with an IPv4-mapped IPv6 range written as IPv4, as the
+/// host normalises entries. The `access` calls do not return the normalised entry, so this
+/// mirrors the host's rule; it decides nothing, and falls back to the text as given.
+fn canonical(entry: &str) -> String {
+    let entry = entry.trim();
+    let parsed = match entry.split_once('/') {
+        Some((addr, prefix)) => addr.parse::<IpAddr>().ok().zip(prefix.parse::<u8>().ok()),
+        None => entry.parse::<IpAddr>().ok().map(|addr| (addr, if addr.is_ipv4() { 32 } else { 128 })),
+    };
+    let Some((addr, prefix)) = parsed else { return entry.to_owned() };
+    let (addr, prefix) = match (addr, addr.to_canonical()) {
+        (IpAddr::V6(_), IpAddr::V4(v4)) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
+        _ => (addr, prefix),
+    };
+    let network = match addr {
+        IpAddr::V4(v4) if prefix <= 32 => IpAddr::from(
+            (u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes(),
+        ),
+        IpAddr::V6(v6) if prefix <= 128 => IpAddr::from(
+            (u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)).to_be_bytes(),
+        ),
+        _ => return entry.to_owned(),
+    };
+    format!("{network}/{prefix}")
+}
+
+/// The reply for a host error common to both changes.
+fn change_error(error: Error, request: &Request) -> Response {
+    match error {
+        Error::Invalid(reason) => sdk::reply(400, format!("Invalid address or range: {reason}")),
+        Error::Denied(_) => sdk::reply(
+            409,
+            format!(
+                "This change would lock out your address {}; repeat it with ?force=true to apply it anyway",
+                request.caller.ip
+            ),
+        ),
+        error => sdk::error_reply(&error),
+    }
+}
+
+fn show(_request: &Request) -> Reply {
+    let (enabled, whitelist) = match access::whitelist() {
+        Some(entries) => (true, entries),
+        None => (false, Vec::new()),
+    };
+    Ok(sdk::reply(200, WhitelistView { enabled, count: whitelist.len(), whitelist }))
+}
+
+fn allow(request: &Request) -> Reply {
+    let change = Change::of(request)?;
+    let added =
+        access::allow(&change.entry, change.keep.as_deref()).map_err(|error| change_error(error, request))?;
+    let cidr = canonical(&change.entry);
+    if !added {
+        return Ok(sdk::reply(200, format!("IP already whitelisted: {cidr}")));
+    }
+    log(Level::Info, &format!("{} added {cidr} to the whitelist{}", request.caller.jid, change.note()));
+    Ok(sdk::reply(200, format!("IP added to whitelist: {cidr}")))
+}
+
+fn disallow(request: &Request) -> Reply {
+    let change = Change::of(request)?;
+    access::disallow(&change.entry, change.keep.as_deref()).map_err(|error| match error {
+        Error::NotFound(_) => sdk::reply(404, format!("IP is not whitelisted: {}", canonical(&change.entry))),
+        error => change_error(error, request),
+    })?;
+    let cidr = canonical(&change.entry);
+    log(Level::Info, &format!("{} removed {cidr} from the whitelist{}", request.caller.jid, change.note()));
+    Ok(sdk::reply(200, format!("IP removed from whitelist: {cidr}")))
+}
+
+sdk::plugin!(
+    "whitelist",
+    "Shows the addresses allowed to reach the admin API and adds or removes them.",
+    ENDPOINTS
+);
