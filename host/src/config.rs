@@ -27,6 +27,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub c2s: C2sConfig,
     pub tls: TlsConfig,
+    pub messages: MessagesConfig,
     /// Defaults for every plugin's containment.
     pub limits: Limits,
     /// Per-plugin settings, by plugin name.
@@ -41,11 +42,30 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// The path every admin route lives under. Default: `/admin_rest`.
     pub base: String,
+    /// An HTTPS listener for the same API, with the certificates of `[tls]`. Default: none.
+    pub tls_listen: Option<SocketAddr>,
+    /// Whether plain-HTTP requests are refused (403) so that credentials only travel over
+    /// HTTPS (mod_admin_rest's `admin_rest_secure`). Default: false.
+    pub require_tls: bool,
     /// Peer addresses (CIDR) allowed to reach the API at all, checked before authentication.
-    /// Absent: every address is allowed.
+    /// Absent: every address is allowed; empty: none is. The whitelist routes change it at run
+    /// time and those changes persist until this list itself is edited.
     pub whitelist: Option<Vec<IpNet>>,
     /// The largest request body accepted, in bytes. Default: 1 MiB.
     pub max_body: usize,
+}
+
+/// `[messages]`: what the admin API's messages look like. Each prefix is prepended verbatim to
+/// the body of messages of its kind (mod_admin_rest's `admin_rest_*_prefix`). Default: none.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// `POST /message/NAME`.
+    pub message_prefix: String,
+    /// `POST /message` (multicast).
+    pub multicast_prefix: String,
+    /// `POST /broadcast`.
+    pub broadcast_prefix: String,
 }
 
 /// `[c2s]`: the client-to-server XMPP listener.
@@ -118,16 +138,18 @@ pub enum Capability {
     Sessions,
     Roster,
     Messaging,
+    Access,
     Log,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 6] = [
+    pub const ALL: [Capability; 7] = [
         Capability::Accounts,
         Capability::Modules,
         Capability::Sessions,
         Capability::Roster,
         Capability::Messaging,
+        Capability::Access,
         Capability::Log,
     ];
 
@@ -139,6 +161,7 @@ impl Capability {
             Capability::Sessions => "sessions",
             Capability::Roster => "roster",
             Capability::Messaging => "messaging",
+            Capability::Access => "access",
             Capability::Log => "log",
         }
     }
@@ -166,6 +189,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             c2s: C2sConfig::default(),
             tls: TlsConfig::default(),
+            messages: MessagesConfig::default(),
             limits: Limits::default(),
             plugin: BTreeMap::new(),
         }
@@ -177,6 +201,8 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5280)),
             base: "/admin_rest".into(),
+            tls_listen: None,
+            require_tls: false,
             whitelist: None,
             max_body: 1024 * 1024,
         }
@@ -205,6 +231,7 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     pub http_listen: Option<SocketAddr>,
+    pub https_listen: Option<SocketAddr>,
     pub c2s_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub plugins_dir: Option<PathBuf>,
@@ -227,6 +254,9 @@ impl Config {
         };
         if let Some(addr) = overrides.http_listen {
             config.http.listen = addr;
+        }
+        if let Some(addr) = overrides.https_listen {
+            config.http.tls_listen = Some(addr);
         }
         if let Some(addr) = overrides.c2s_listen {
             config.c2s.listen = addr;
@@ -338,6 +368,9 @@ fn bundled_grants(name: &str) -> &'static [Capability] {
         "ping" => &[],
         "module" => &[Modules, Log],
         "user" => &[Accounts, Sessions, Roster, Log],
+        "roster" => &[Accounts, Roster, Log],
+        "message" => &[Accounts, Messaging, Log],
+        "whitelist" => &[Access, Log],
         _ => &[Log],
     }
 }

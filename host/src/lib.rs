@@ -6,7 +6,9 @@
 //! - [`xmpp`]: the XMPP core behind the [`xmpp::Server`] handle; knows nothing of wasm or HTTP.
 //! - [`plugins`]: the wasmtime host: engine, loader, compiled-code cache, route table, watcher,
 //!   and one adapter per WIT interface.
-//! - [`http`]: the axum admin API: whitelist, Basic auth, dispatch to plugins, JSON errors.
+//! - [`http`]: the axum admin API over HTTP and HTTPS: whitelist, `require_tls`, Basic auth,
+//!   dispatch to plugins, JSON errors.
+//! - [`whitelist`]: the admin API's address whitelist, changed at run time and persisted.
 //!
 //! [`run`] is the one entry point, shared by the binary and the tests.
 
@@ -16,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod plugins;
 pub mod store;
+pub mod whitelist;
 pub mod xmpp;
 
 use std::future::Future;
@@ -24,20 +27,26 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::Listener;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
 use config::Config;
-use plugins::Plugins;
+use plugins::{Plugins, Services};
 use store::Db;
+use whitelist::Whitelist;
 use xmpp::Server;
 
 /// Opens the database and the XMPP core for `config`: what the server and the account commands
 /// of the CLI share.
 pub fn open_server(config: &Config) -> anyhow::Result<Server> {
+    Ok(Server::new(config.domains.clone(), open_db(config)?))
+}
+
+fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
     let db = Db::open(&config.data_dir)
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
-    Ok(Server::new(config.domains.clone(), db))
+    Ok(Arc::new(db))
 }
 
 /// Runs the server until `shutdown` completes: creates the first admin if needed, loads and
@@ -45,38 +54,49 @@ pub fn open_server(config: &Config) -> anyhow::Result<Server> {
 /// listener is bound.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let config = Arc::new(config);
-    let server = open_server(&config)?;
+    let db = open_db(&config)?;
+    let server = Server::new(config.domains.clone(), db.clone());
     ensure_initial_admin(&config, &server)?;
+    let whitelist = Arc::new(
+        Whitelist::load(config.http.whitelist.as_deref(), db).context("cannot read the stored whitelist")?,
+    );
 
-    let plugins = Plugins::new(config.clone(), server.clone())?;
+    let services =
+        Services { server: server.clone(), whitelist: whitelist.clone(), messages: config.messages.clone() };
+    let plugins = Plugins::new(config.clone(), services)?;
     let loading = plugins.clone();
     tokio::task::spawn_blocking(move || loading.load_all()).await.context("loading plugins")?;
     let _watcher = plugins::watcher::watch(plugins.clone())?;
 
     let tls = xmpp::tls::acceptor(&config)?;
-    let c2s_listener = tokio::net::TcpListener::bind(config.c2s.listen)
-        .await
-        .with_context(|| format!("cannot listen for XMPP clients on {}", config.c2s.listen))?;
+    let c2s_listener = bind(config.c2s.listen, "XMPP clients").await?;
     let c2s_addr = c2s_listener.local_addr()?;
-    let c2s = xmpp::c2s::C2s::new(server.clone(), tls, config.c2s.clone());
+    let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone());
     let c2s_task = tokio::spawn(c2s.serve(c2s_listener));
 
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {}", config.http.listen))?;
-    let http_addr = listener.local_addr()?;
-    let app = http::App::new(config.clone(), server, plugins);
-    println!("plughost ready http={http_addr} c2s={c2s_addr}");
+    let http_listener = bind(config.http.listen, "HTTP").await?;
+    let mut ready = format!("plughost ready http={}", http_listener.local_addr()?);
+    let https_listener = match config.http.tls_listen {
+        Some(addr) => {
+            let listener = http::TlsListener::new(bind(addr, "HTTPS").await?, tls)?;
+            ready += &format!(" https={}", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
+    let app = http::App::new(config.clone(), server, plugins, whitelist);
+    println!("{ready} c2s={c2s_addr}");
     std::io::stdout().flush().ok();
-    tracing::info!(%http_addr, base = %config.http.base, %c2s_addr, domains = ?config.domains, "listening");
+    tracing::info!(base = %config.http.base, domains = ?config.domains, "{ready} c2s={c2s_addr}");
 
-    axum::serve(listener, http::router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("HTTP server failed")?;
+    http::serve(app, http_listener, https_listener, shutdown).await.context("HTTP server failed")?;
     c2s_task.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
 /// On a first start (none of `admins` exists), creates the first admin account with a random

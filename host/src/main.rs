@@ -22,9 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server: the admin HTTP API (and, later, XMPP clients).
+    /// Run the server: XMPP clients (c2s) and the admin HTTP API.
     ///
-    /// Prints `plughost ready http=ADDR` on stdout once it is listening. On the first start it
+    /// Prints `plughost ready http=ADDR [https=ADDR] c2s=ADDR` on stdout once every listener is
+    /// bound. On the first start it
     /// creates the first account of `admins` with a random password, printed once and kept in
     /// <data_dir>/initial-admin-password.
     Serve {
@@ -33,6 +34,9 @@ enum Command {
         /// Overrides [http] listen, e.g. 127.0.0.1:5280 (port 0 picks a free port).
         #[arg(long, env = "PLUGHOST_HTTP_LISTEN")]
         http_listen: Option<SocketAddr>,
+        /// Overrides [http] tls_listen: also serve the admin API over HTTPS on this address.
+        #[arg(long, env = "PLUGHOST_HTTPS_LISTEN")]
+        https_listen: Option<SocketAddr>,
         /// Overrides [c2s] listen.
         #[arg(long, env = "PLUGHOST_C2S_LISTEN")]
         c2s_listen: Option<SocketAddr>,
@@ -98,8 +102,14 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { common, http_listen, c2s_listen, plugins_dir } => {
-            let config = common.load(Overrides { http_listen, c2s_listen, plugins_dir, data_dir: None })?;
+        Command::Serve { common, http_listen, https_listen, c2s_listen, plugins_dir } => {
+            let config = common.load(Overrides {
+                http_listen,
+                https_listen,
+                c2s_listen,
+                plugins_dir,
+                data_dir: None,
+            })?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(plughost::run(config, shutdown_signal()))
         }

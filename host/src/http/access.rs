@@ -1,5 +1,6 @@
 //! The access layer in front of every admin route: the IP whitelist (socket peer address only,
-//! never a forwarded header), then HTTP Basic authentication of an admin account.
+//! never a forwarded header), then `require_tls`, then HTTP Basic authentication of an admin
+//! account.
 //!
 //! Verifying a password costs a PBKDF2 derivation (milliseconds of CPU), which would cap the API
 //! near a hundred requests per second (Prosody's mod_admin_rest pays it on every request). So a
@@ -7,7 +8,6 @@
 //! forgotten as soon as any password changes or any account is deleted.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ use base64::engine::general_purpose::STANDARD;
 use jid::BareJid;
 use sha2::{Digest, Sha256};
 
-use super::App;
 use super::error::ApiError;
+use super::{App, Peer, Transport};
 use crate::plugins::Caller;
 
 /// How long a verified login is trusted without re-checking the password. Changes made through
@@ -42,19 +42,32 @@ struct CachedLogin {
     expires: Instant,
 }
 
-/// Refuses peers outside `http.whitelist`. Runs before everything else, for every path.
+/// Refuses peers outside the whitelist. Runs before everything else, for every path.
 pub async fn whitelist(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer { addr: peer, .. }): ConnectInfo<Peer>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if let Some(allowed) = &app.config.http.whitelist {
-        let ip = peer.ip().to_canonical();
-        if !allowed.iter().any(|net| net.contains(&ip)) {
-            tracing::info!(%peer, path = request.uri().path(), "refused: address not in http.whitelist");
-            return Err(ApiError::AddressNotAllowed);
-        }
+    if !app.whitelist.allows(peer.ip()) {
+        tracing::info!(%peer, path = request.uri().path(), "refused: address not in the whitelist");
+        return Err(ApiError::AddressNotAllowed);
+    }
+    Ok(next.run(request).await)
+}
+
+/// With `http.require_tls`, refuses requests that did not arrive over HTTPS, before any
+/// credentials are looked at (they have already crossed the network in the clear, but at least
+/// the script learns at once).
+pub async fn require_tls(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if app.config.http.require_tls && peer.transport == Transport::Plain {
+        tracing::info!(peer = %peer.addr, "refused: plain HTTP while http.require_tls is set");
+        return Err(ApiError::TlsRequired);
     }
     Ok(next.run(request).await)
 }
@@ -62,7 +75,7 @@ pub async fn whitelist(
 /// Requires Basic credentials of an account listed in `admins`, and hands the plugin a [`Caller`].
 pub async fn require_admin(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer { addr: peer, transport }): ConnectInfo<Peer>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -76,7 +89,7 @@ pub async fn require_admin(
         jid: jid.to_string(),
         ip: peer.ip().to_canonical().to_string(),
         port: peer.port(),
-        secure: false,
+        secure: transport == Transport::Tls,
     });
     Ok(next.run(request).await)
 }

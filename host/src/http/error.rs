@@ -13,6 +13,8 @@ use crate::plugins::CallError;
 pub enum ApiError {
     #[error("Address not allowed")]
     AddressNotAllowed,
+    #[error("TLS required")]
+    TlsRequired,
     #[error("Missing authorization header")]
     MissingAuthorization,
     #[error("Invalid authentication details")]
@@ -40,7 +42,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::AddressNotAllowed | ApiError::NotAdmin => StatusCode::FORBIDDEN,
+            ApiError::AddressNotAllowed | ApiError::NotAdmin | ApiError::TlsRequired => StatusCode::FORBIDDEN,
             ApiError::MissingAuthorization | ApiError::AuthenticationFailed => StatusCode::UNAUTHORIZED,
             ApiError::MalformedAuthorization | ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
             ApiError::UnknownPath => StatusCode::NOT_FOUND,

@@ -4,7 +4,9 @@
 mod access;
 mod dispatch;
 pub mod error;
+mod listeners;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -12,8 +14,12 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::any;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use listeners::{Peer, TlsListener, Transport};
+use tokio::net::TcpListener;
+
 use crate::config::Config;
 use crate::plugins::Plugins;
+use crate::whitelist::Whitelist;
 use crate::xmpp::Server;
 
 /// What every handler shares.
@@ -21,12 +27,50 @@ pub struct App {
     pub config: Arc<Config>,
     pub server: Server,
     pub plugins: Arc<Plugins>,
+    pub whitelist: Arc<Whitelist>,
     auth_cache: access::AuthCache,
 }
 
 impl App {
-    pub fn new(config: Arc<Config>, server: Server, plugins: Arc<Plugins>) -> Arc<App> {
-        Arc::new(App { config, server, plugins, auth_cache: access::AuthCache::default() })
+    pub fn new(
+        config: Arc<Config>,
+        server: Server,
+        plugins: Arc<Plugins>,
+        whitelist: Arc<Whitelist>,
+    ) -> Arc<App> {
+        Arc::new(App { config, server, plugins, whitelist, auth_cache: access::AuthCache::default() })
+    }
+}
+
+/// Serves the API on `plain` and, when given, `tls`, until `shutdown` completes; then both stop
+/// taking connections and finish the requests in flight.
+pub async fn serve(
+    app: Arc<App>,
+    plain: TcpListener,
+    tls: Option<TlsListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let stop_signal = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let router = router(app);
+    let plain = axum::serve(plain, router.clone().into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(stop_signal());
+    match tls {
+        None => plain.await,
+        Some(tls) => {
+            let tls = axum::serve(tls, router.into_make_service_with_connect_info::<Peer>())
+                .with_graceful_shutdown(stop_signal());
+            tokio::try_join!(plain.into_future(), tls.into_future()).map(|_| ())
+        }
     }
 }
 
@@ -41,6 +85,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(api)
         .fallback(|| async { error::ApiError::UnknownPath })
+        .layer(from_fn_with_state(app.clone(), access::require_tls))
         .layer(from_fn_with_state(app.clone(), access::whitelist))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(app)

@@ -11,5 +11,5 @@ mod generated {
     });
 }
 
-pub use generated::plughost::admin::{accounts, log, messaging, modules, roster, sessions, types};
+pub use generated::plughost::admin::{access, accounts, log, messaging, modules, roster, sessions, types};
 pub use generated::{HostProvides, HostProvidesPre};

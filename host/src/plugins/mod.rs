@@ -30,12 +30,11 @@ use wasmtime::{Engine, Store, Trap};
 
 pub use bindings::types::{Caller, Method, Request, Response};
 use bindings::{HostProvidesPre, types};
-pub use host::PluginState;
+pub use host::{PluginState, Services};
 use loader::LoadError;
 use registry::{LoadedPlugin, RouteConflict, RouteTable};
 
 use crate::config::{Config, PluginPolicy};
-use crate::xmpp::Server;
 
 /// Why a call to a plugin produced no response. Mapped to HTTP in `http::error`.
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +77,7 @@ pub struct Plugins {
     linker: Linker<PluginState>,
     cache: cache::CodeCache,
     config: Arc<Config>,
-    server: Server,
+    services: Arc<Services>,
     /// The serving snapshot. Readers never block; writers hold `load_lock`.
     table: ArcSwap<RouteTable>,
     /// Serialises loads and unloads (watcher and API alike), so that each rebuild starts from the
@@ -92,7 +91,7 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    pub fn new(config: Arc<Config>, server: Server) -> anyhow::Result<Arc<Plugins>> {
+    pub fn new(config: Arc<Config>, services: Services) -> anyhow::Result<Arc<Plugins>> {
         let engine = engine::build((config.max_memory_mib() << 20) as usize)?;
         engine::start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
@@ -104,7 +103,7 @@ impl Plugins {
             linker,
             cache,
             config,
-            server,
+            services: Arc::new(services),
             table: ArcSwap::from_pointee(RouteTable::default()),
             load_lock: Mutex::new(()),
             last_errors: Mutex::new(BTreeMap::new()),
@@ -280,7 +279,8 @@ impl Plugins {
         policy: &PluginPolicy,
         plugins: Option<Arc<Plugins>>,
     ) -> Store<PluginState> {
-        let state = PluginState::new(name, (policy.memory_mib << 20) as usize, self.server.clone(), plugins);
+        let state =
+            PluginState::new(name, (policy.memory_mib << 20) as usize, self.services.clone(), plugins);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
         store.set_epoch_deadline(engine::deadline_ticks(Duration::from_millis(policy.deadline_ms)));

@@ -46,6 +46,13 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (domain, node) REFERENCES accounts (domain, node) ON DELETE CASCADE
      );
      CREATE INDEX offline_by_account ON offline (domain, node, id);",
+    // 3: the admin API's address whitelist as changed at run time, with the configured list it
+    // was derived from (both JSON; `entries` NULL means no whitelist).
+    "CREATE TABLE whitelist (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        configured TEXT NOT NULL,
+        entries TEXT
+     );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

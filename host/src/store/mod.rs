@@ -1,5 +1,5 @@
-//! SQLite storage in `data_dir`: accounts with their SCRAM credentials, rosters and (from the
-//! XMPP core on) the offline queue. It owns the schema and its migrations and knows nothing of
+//! SQLite storage in `data_dir`: accounts with their SCRAM credentials, rosters, the offline
+//! queue and the admin API's whitelist. It owns the schema and its migrations and knows nothing of
 //! XMPP semantics, HTTP or wasm: callers pass already-normalised JIDs.
 //!
 //! One connection behind a std `Mutex`: every statement is short, callers are already on blocking
@@ -10,6 +10,7 @@ mod accounts;
 mod migrations;
 mod offline;
 mod roster;
+mod whitelist;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -17,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 pub use accounts::{Credential, Mechanism};
 pub use offline::OfflineMessage;
 pub use roster::{Ask, RosterItem, Subscription};
+pub use whitelist::StoredWhitelist;
 
 /// Errors of the storage layer. The text names what failed, for logs.
 #[derive(Debug, thiserror::Error)]

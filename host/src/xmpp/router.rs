@@ -6,7 +6,7 @@ use tokio_xmpp::Stanza;
 use tokio_xmpp::parsers::message::{Message, MessageType};
 use tokio_xmpp::parsers::stanza_error::DefinedCondition;
 
-use super::sessions::Outbound;
+use super::sessions::{Outbound, Outbox};
 use super::{AccountError, Server, stanzas};
 
 /// What became of a message.
@@ -60,39 +60,39 @@ impl Server {
 
     /// Delivers to the best available resources of `account`, or stores the message offline.
     pub fn deliver_to_bare(&self, account: &BareJid, message: Message) -> Result<Delivery, AccountError> {
-        let recipients = self.sessions().message_recipients(account);
-        if !recipients.is_empty() {
-            let count = recipients
-                .iter()
-                .filter(|(_, outbox)| outbox.send(Outbound::Stanza(Stanza::Message(message.clone()))).is_ok())
-                .count();
-            return Ok(Delivery::Delivered(count));
+        let outboxes: Vec<Outbox> =
+            self.sessions().message_recipients(account).into_iter().map(|(_, outbox)| outbox).collect();
+        if !outboxes.is_empty() {
+            return Ok(Delivery::Delivered(write_to_all(&outboxes, &message)));
         }
         self.store_offline(account, Stanza::Message(message))
     }
 
     /// A message from the server itself (the admin API), to every bound resource of `account` as
     /// mod_admin_rest does, or offline.
-    pub fn send_from_server(
-        &self,
-        account: &BareJid,
-        mut message: Message,
-    ) -> Result<Delivery, AccountError> {
+    pub fn send_from_server(&self, account: &BareJid, message: Message) -> Result<Delivery, AccountError> {
         if !self.account_exists(account)? {
             return Err(AccountError::NotFound(account.clone()));
         }
-        let domain = BareJid::from_parts(None, account.domain());
-        message.from = Some(domain.into());
-        message.to = Some(account.clone().into());
-        let sessions = self.sessions().all_of(account);
-        if sessions.is_empty() {
+        let message = addressed_from_server(account, message);
+        let outboxes: Vec<Outbox> =
+            self.sessions().all_of(account).into_iter().map(|(_, outbox)| outbox).collect();
+        if outboxes.is_empty() {
             return self.store_offline(account, Stanza::Message(message));
         }
-        let count = sessions
-            .iter()
-            .filter(|(_, outbox)| outbox.send(Outbound::Stanza(Stanza::Message(message.clone()))).is_ok())
-            .count();
-        Ok(Delivery::Delivered(count))
+        Ok(Delivery::Delivered(write_to_all(&outboxes, &message)))
+    }
+
+    /// A message from the server to every resource of every online account; nothing is kept
+    /// for later. Returns the number of accounts reached.
+    pub fn broadcast_from_server(&self, message: Message) -> usize {
+        self.sessions()
+            .every_account()
+            .into_iter()
+            .filter(|(account, outboxes)| {
+                write_to_all(outboxes, &addressed_from_server(account, message.clone())) > 0
+            })
+            .count()
     }
 
     /// Sends the error reply to a stanza back to the session that sent it.
@@ -111,6 +111,21 @@ impl Server {
     pub(super) fn domain_jid(account: &BareJid) -> Jid {
         BareJid::from_parts(None, account.domain()).into()
     }
+}
+
+/// `message` from `account`'s domain to `account`.
+fn addressed_from_server(account: &BareJid, mut message: Message) -> Message {
+    message.from = Some(BareJid::from_parts(None, account.domain()).into());
+    message.to = Some(account.clone().into());
+    message
+}
+
+/// Queues `message` on every outbox; returns how many took it (a closing session does not).
+fn write_to_all(outboxes: &[Outbox], message: &Message) -> usize {
+    outboxes
+        .iter()
+        .filter(|outbox| outbox.send(Outbound::Stanza(Stanza::Message(message.clone()))).is_ok())
+        .count()
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub struct Server {
 struct Inner {
     /// Served domains, normalised, in configuration order.
     domains: Vec<String>,
-    db: Db,
+    db: Arc<Db>,
     sessions: Sessions,
     /// Bumped on every password change and account deletion, so that caches of verified
     /// credentials (the HTTP layer's) can tell when they may be stale without being told what.
@@ -49,11 +49,11 @@ struct Inner {
 }
 
 impl Server {
-    pub fn new(domains: Vec<String>, db: Db) -> Server {
+    pub fn new(domains: Vec<String>, db: impl Into<Arc<Db>>) -> Server {
         Server {
             inner: Arc::new(Inner {
                 domains,
-                db,
+                db: db.into(),
                 sessions: Sessions::default(),
                 credentials_generation: AtomicU64::new(0),
             }),

@@ -176,6 +176,16 @@ impl Sessions {
             .unwrap_or_default()
     }
 
+    /// Every online account with the outboxes of all its bound resources (broadcasts).
+    pub fn every_account(&self) -> Vec<(BareJid, Vec<Outbox>)> {
+        let map = self.read();
+        map.iter()
+            .map(|(account, sessions)| {
+                (account.clone(), sessions.iter().map(|session| session.outbox.clone()).collect())
+            })
+            .collect()
+    }
+
     /// The available resources of `account` with their last presence (probe answers).
     pub fn available_presences(&self, account: &BareJid) -> Vec<Presence> {
         let map = self.read();

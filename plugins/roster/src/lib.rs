@@ -67,18 +67,10 @@ impl From<roster::Item> for ItemView {
 
 /// What a POST asks for, checked in full before anything is written.
 struct Addition<'a> {
-    contact: Contact,
+    /// As given: the host checks and normalises it.
+    contact: &'a str,
     name: Option<&'a str>,
     groups: Vec<String>,
-}
-
-/// A contact as the host will store it.
-struct Contact {
-    /// What to hand to the host: the resolved JID of a local contact, or the text as given for
-    /// a remote one, which the host normalises itself.
-    argument: String,
-    /// The normalised bare JID, for replies and the log.
-    shown: String,
 }
 
 /// RFC 6121 §2.1.2.5: the `subscription` attribute values.
@@ -115,34 +107,9 @@ fn contact_field(body: &Map<String, Value>) -> Result<&str, Response> {
     sdk::opt_str_field(body, "contact")?.ok_or_else(contact_malformed)
 }
 
-/// Checks that `text` is a bare JID with a localpart and normalises it. `accounts.resolve`
-/// would also take a lone localpart, but a contact must say its domain; and it refuses domains
-/// this server does not host, which are valid (one-sided) contacts here.
-fn contact(text: &str) -> Result<Contact, Response> {
-    let Some((node, domain)) = text.split_once('@') else { return Err(contact_malformed()) };
-    if node.is_empty() || domain.is_empty() || domain.contains('@') || text.contains('/') {
-        return Err(contact_malformed());
-    }
-    match accounts::resolve(text) {
-        Ok(jid) => Ok(Contact { argument: jid.clone(), shown: jid }),
-        Err(Error::Invalid(_) | Error::NotFound(_)) => {
-            // On a served domain the localpart itself is bad; elsewhere the host validates the
-            // JID when it stores it, and answers `invalid` if it cannot.
-            if accounts::domains().iter().any(|served| served.eq_ignore_ascii_case(domain)) {
-                return Err(contact_malformed());
-            }
-            // The roster calls do not return the normalised JID. Lower case is what nodeprep
-            // and nameprep make of the ASCII JIDs that remote contacts nearly always are; the
-            // host stores its own normalisation whatever this shows.
-            Ok(Contact { argument: text.into(), shown: text.to_lowercase() })
-        }
-        Err(error) => Err(sdk::error_reply(&error)),
-    }
-}
-
 /// The body of a POST: `contact`, and optionally `name` and `groups`.
 fn addition(body: &Map<String, Value>) -> Result<Addition<'_>, Response> {
-    let text = contact_field(body)?;
+    let contact = contact_field(body)?;
     let name = sdk::opt_str_field(body, "name")?;
     let groups = match body.get("groups") {
         None | Some(Value::Null) => Vec::new(),
@@ -157,9 +124,7 @@ fn addition(body: &Map<String, Value>) -> Result<Addition<'_>, Response> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(sdk::body_malformed()),
     };
-    // The types of every member are checked before the contact is resolved, so that a body
-    // that is wrong in several ways always gets the same answer.
-    Ok(Addition { contact: contact(text)?, name, groups })
+    Ok(Addition { contact, name, groups })
 }
 
 /// The reply for a host error of a roster change on an existing user's roster: `not-found` and
@@ -186,20 +151,20 @@ fn add(request: &Request) -> Reply {
     let body = sdk::body_object(request)?;
     let addition = addition(&body)?;
     let user = existing(user)?;
-    let contact = &addition.contact;
-    roster::add(&user, &contact.argument, addition.name, &addition.groups).map_err(change_error)?;
-    log(Level::Info, &format!("{} added {} to the roster of {user}", request.caller.jid, contact.shown));
-    Ok(sdk::reply(200, format!("Roster registered: {user} and {}", contact.shown)))
+    let contact =
+        roster::add(&user, addition.contact, addition.name, &addition.groups).map_err(change_error)?;
+    log(Level::Info, &format!("{} added {contact} to the roster of {user}", request.caller.jid));
+    Ok(sdk::reply(200, format!("Roster registered: {user} and {contact}")))
 }
 
 fn remove(request: &Request) -> Reply {
     let user = named_user(request)?;
     let body = sdk::body_object(request)?;
-    let contact = contact(contact_field(&body)?)?;
+    let contact = contact_field(&body)?;
     let user = existing(user)?;
-    roster::remove(&user, &contact.argument).map_err(change_error)?;
-    log(Level::Info, &format!("{} removed {} from the roster of {user}", request.caller.jid, contact.shown));
-    Ok(sdk::reply(200, format!("Roster deleted: {user} and {}", contact.shown)))
+    let contact = roster::remove(&user, contact).map_err(change_error)?;
+    log(Level::Info, &format!("{} removed {contact} from the roster of {user}", request.caller.jid));
+    Ok(sdk::reply(200, format!("Roster deleted: {user} and {contact}")))
 }
 
 sdk::plugin!("roster", "Lists rosters and adds or removes contacts with mutual subscriptions.", ENDPOINTS);

@@ -19,8 +19,6 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use std::net::IpAddr;
-
 use plughost::admin::access;
 use plughost::admin::log::{Level, log};
 use sdk::types::{Error, Method, Request, Response};
@@ -69,37 +67,10 @@ impl Change {
     }
 }
 
-/// The canonical CIDR of an entry the host has accepted, for the reply and the log: the
-/// network address and prefix length, with an IPv4-mapped IPv6 range written as IPv4, as the
-/// host normalises entries. The `access` calls do not return the normalised entry, so this
-/// mirrors the host's rule; it decides nothing, and falls back to the text as given.
-fn canonical(entry: &str) -> String {
-    let entry = entry.trim();
-    let parsed = match entry.split_once('/') {
-        Some((addr, prefix)) => addr.parse::<IpAddr>().ok().zip(prefix.parse::<u8>().ok()),
-        None => entry.parse::<IpAddr>().ok().map(|addr| (addr, if addr.is_ipv4() { 32 } else { 128 })),
-    };
-    let Some((addr, prefix)) = parsed else { return entry.to_owned() };
-    let (addr, prefix) = match (addr, addr.to_canonical()) {
-        (IpAddr::V6(_), IpAddr::V4(v4)) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
-        _ => (addr, prefix),
-    };
-    let network = match addr {
-        IpAddr::V4(v4) if prefix <= 32 => IpAddr::from(
-            (u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes(),
-        ),
-        IpAddr::V6(v6) if prefix <= 128 => IpAddr::from(
-            (u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)).to_be_bytes(),
-        ),
-        _ => return entry.to_owned(),
-    };
-    format!("{network}/{prefix}")
-}
-
 /// The reply for a host error common to both changes.
 fn change_error(error: Error, request: &Request) -> Response {
     match error {
-        Error::Invalid(reason) => sdk::reply(400, format!("Invalid address or range: {reason}")),
+        Error::Invalid(reason) => sdk::reply(400, reason),
         Error::Denied(_) => sdk::reply(
             409,
             format!(
@@ -121,9 +92,8 @@ fn show(_request: &Request) -> Reply {
 
 fn allow(request: &Request) -> Reply {
     let change = Change::of(request)?;
-    let added =
+    let (cidr, added) =
         access::allow(&change.entry, change.keep.as_deref()).map_err(|error| change_error(error, request))?;
-    let cidr = canonical(&change.entry);
     if !added {
         return Ok(sdk::reply(200, format!("IP already whitelisted: {cidr}")));
     }
@@ -133,11 +103,10 @@ fn allow(request: &Request) -> Reply {
 
 fn disallow(request: &Request) -> Reply {
     let change = Change::of(request)?;
-    access::disallow(&change.entry, change.keep.as_deref()).map_err(|error| match error {
-        Error::NotFound(_) => sdk::reply(404, format!("IP is not whitelisted: {}", canonical(&change.entry))),
+    let cidr = access::disallow(&change.entry, change.keep.as_deref()).map_err(|error| match error {
+        Error::NotFound(reason) => sdk::reply(404, reason),
         error => change_error(error, request),
     })?;
-    let cidr = canonical(&change.entry);
     log(Level::Info, &format!("{} removed {cidr} from the whitelist{}", request.caller.jid, change.note()));
     Ok(sdk::reply(200, format!("IP removed from whitelist: {cidr}")))
 }

@@ -2,6 +2,7 @@
 //! calls `xmpp::Server` (or the plugin registry, for `modules`) and converts back. None of them
 //! traps on bad guest input: that is an `error` value the plugin handles.
 
+mod access;
 mod accounts;
 mod log;
 mod messaging;
@@ -18,10 +19,19 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::Plugins;
 use super::bindings::types;
+use crate::config::MessagesConfig;
+use crate::whitelist::Whitelist;
 use crate::xmpp::{AccountError, Server};
 
 /// How much of a plugin's stderr (a panic message, typically) is kept for the error reply and log.
 const STDERR_CAPTURE: usize = 8 << 10;
+
+/// The server state that host functions act on, shared by every call.
+pub struct Services {
+    pub server: Server,
+    pub whitelist: Arc<Whitelist>,
+    pub messages: MessagesConfig,
+}
 
 /// The data of one call's `Store`: created fresh for each call and dropped after it.
 pub struct PluginState {
@@ -31,7 +41,7 @@ pub struct PluginState {
     memory: MemoryCap,
     /// The plugin's name, for log lines.
     plugin: Arc<str>,
-    server: Server,
+    services: Arc<Services>,
     /// For the `modules` interface; `None` while a manifest is read, so that `describe` cannot
     /// load or unload plugins. A call holds this only while it runs, so the cycle
     /// (plugins -> call -> plugins) never outlives a call.
@@ -42,7 +52,7 @@ impl PluginState {
     pub fn new(
         plugin: Arc<str>,
         memory_cap: usize,
-        server: Server,
+        services: Arc<Services>,
         plugins: Option<Arc<Plugins>>,
     ) -> PluginState {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
@@ -54,7 +64,7 @@ impl PluginState {
             stderr,
             memory: MemoryCap { limits: StoreLimits::default(), cap: memory_cap, exceeded: false },
             plugin,
-            server,
+            services,
             plugins,
         }
     }

@@ -8,8 +8,8 @@ use crate::xmpp::roster::ItemUpdate;
 
 impl Host for PluginState {
     fn get(&mut self, jid: String) -> wasmtime::Result<Result<Vec<Item>, Error>> {
-        Ok(account(&self.server, &jid)
-            .and_then(|jid| Ok(self.server.roster(&jid)?))
+        Ok(account(&self.services.server, &jid)
+            .and_then(|jid| Ok(self.services.server.roster(&jid)?))
             .map(|items| items.into_iter().map(item).collect()))
     }
 
@@ -19,16 +19,20 @@ impl Host for PluginState {
         contact: String,
         name: Option<String>,
         groups: Vec<String>,
-    ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(account(&self.server, &jid).and_then(|jid| {
+    ) -> wasmtime::Result<Result<String, Error>> {
+        Ok(account(&self.services.server, &jid).and_then(|jid| {
             let contact = contact_jid(&contact)?;
-            Ok(self.server.roster_add_mutual(&jid, &contact, ItemUpdate { name, groups })?)
+            self.services.server.roster_add_mutual(&jid, &contact, ItemUpdate { name, groups })?;
+            Ok(contact.to_string())
         }))
     }
 
-    fn remove(&mut self, jid: String, contact: String) -> wasmtime::Result<Result<(), Error>> {
-        Ok(account(&self.server, &jid)
-            .and_then(|jid| Ok(self.server.roster_remove(&jid, &contact_jid(&contact)?)?)))
+    fn remove(&mut self, jid: String, contact: String) -> wasmtime::Result<Result<String, Error>> {
+        Ok(account(&self.services.server, &jid).and_then(|jid| {
+            let contact = contact_jid(&contact)?;
+            self.services.server.roster_remove(&jid, &contact)?;
+            Ok(contact.to_string())
+        }))
     }
 }
 

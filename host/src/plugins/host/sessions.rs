@@ -6,19 +6,19 @@ use crate::xmpp::sessions::{SessionInfo, Show as CoreShow};
 
 impl Host for PluginState {
     fn list(&mut self, jid: String) -> wasmtime::Result<Vec<Session>> {
-        let sessions = match self.server.resolve_user(&jid) {
-            Ok(account) => self.server.sessions().list(&account),
+        let sessions = match self.services.server.resolve_user(&jid) {
+            Ok(account) => self.services.server.sessions().list(&account),
             Err(_) => Vec::new(),
         };
         Ok(sessions.into_iter().map(session).collect())
     }
 
     fn connected(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.server.sessions().connected())
+        Ok(self.services.server.sessions().connected())
     }
 
     fn count_accounts(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.server.sessions().count_accounts() as u64)
+        Ok(self.services.server.sessions().count_accounts() as u64)
     }
 }
 

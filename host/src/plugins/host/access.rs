@@ -1,0 +1,56 @@
+//! `access`: the admin API's address whitelist.
+
+use std::net::IpAddr;
+
+use super::PluginState;
+use crate::plugins::bindings::access::Host;
+use crate::plugins::bindings::types::Error;
+use crate::whitelist::WhitelistError;
+
+impl Host for PluginState {
+    fn whitelist(&mut self) -> wasmtime::Result<Option<Vec<String>>> {
+        Ok(self.services.whitelist.entries().map(|nets| nets.iter().map(ToString::to_string).collect()))
+    }
+
+    fn allow(
+        &mut self,
+        entry: String,
+        keep: Option<String>,
+    ) -> wasmtime::Result<Result<(String, bool), Error>> {
+        Ok(keep_address(keep).and_then(|keep| {
+            let (net, added) = self.services.whitelist.allow(&entry, keep)?;
+            if added {
+                tracing::info!(plugin = %self.plugin, %net, "whitelist entry added");
+            }
+            Ok((net.to_string(), added))
+        }))
+    }
+
+    fn disallow(&mut self, entry: String, keep: Option<String>) -> wasmtime::Result<Result<String, Error>> {
+        Ok(keep_address(keep).and_then(|keep| {
+            let net = self.services.whitelist.disallow(&entry, keep)?;
+            tracing::info!(plugin = %self.plugin, %net, "whitelist entry removed");
+            Ok(net.to_string())
+        }))
+    }
+}
+
+fn keep_address(keep: Option<String>) -> Result<Option<IpAddr>, Error> {
+    keep.map(|text| text.parse().map_err(|_| Error::Invalid(format!("{text:?} is not an IP address"))))
+        .transpose()
+}
+
+impl From<WhitelistError> for Error {
+    fn from(error: WhitelistError) -> Error {
+        let text = error.to_string();
+        match error {
+            WhitelistError::Invalid(_) => Error::Invalid(text),
+            WhitelistError::NotListed(_) => Error::NotFound(text),
+            WhitelistError::LockOut(_) => Error::Denied(text),
+            WhitelistError::Store(_) => {
+                tracing::error!(%error, "cannot store the whitelist");
+                Error::Unavailable(text)
+            }
+        }
+    }
+}
