@@ -65,7 +65,7 @@ fn recipients(body: Value) -> Result<Vec<Value>, Response> {
 }
 
 fn send(request: &Request) -> Reply {
-    let jid = sdk::resolved_user(accounts::resolve(sdk::param(request, "name")))?;
+    let jid = sdk::resolved_user(accounts::resolve(sdk::param(request, "name")), sdk::user_malformed)?;
     let message = outgoing(&sdk::body_object(request)?)?;
     // `not-found` here means the account does not exist; mod_admin_rest answers both cases alike.
     let delivery = messaging::send(&jid, &message, Purpose::Single).map_err(|error| match error {

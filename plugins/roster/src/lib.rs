@@ -89,7 +89,7 @@ fn contact_malformed() -> Response {
 
 /// The bare JID of the `name` parameter.
 fn named_user(request: &Request) -> Result<String, Response> {
-    sdk::resolved_user(accounts::resolve(sdk::param(request, "name")))
+    sdk::resolved_user(accounts::resolve(sdk::param(request, "name")), sdk::user_malformed)
 }
 
 /// `jid` if its account exists. Checked before a change because the roster calls cannot tell

@@ -183,12 +183,16 @@ pub fn query_flag(request: &Request, name: &str) -> Result<bool, Response> {
     })
 }
 
-/// What `accounts.resolve` made of a user name in a path: the bare JID, or the 404
-/// `User does not exist or is malformed` for a name that cannot name an account of this server.
-/// Plugins pass the host's result in, because the sdk calls no host interface itself.
-pub fn resolved_user(resolved: Result<String, Error>) -> Result<String, Response> {
+/// What `accounts.resolve` made of a user name in a path: the bare JID, or `malformed()` for a
+/// name that cannot name an account of this server (mod_admin_rest's text for that depends on
+/// the route: usually [`user_malformed`]). Plugins pass the host's result in, because the sdk
+/// calls no host interface itself.
+pub fn resolved_user(
+    resolved: Result<String, Error>,
+    malformed: fn() -> Response,
+) -> Result<String, Response> {
     resolved.map_err(|error| match error {
-        Error::Invalid(_) | Error::NotFound(_) => user_malformed(),
+        Error::Invalid(_) | Error::NotFound(_) => malformed(),
         error => error_reply(&error),
     })
 }

@@ -143,14 +143,9 @@ fn subscription_name(subscription: Subscription) -> &'static str {
     }
 }
 
-/// The bare JID that the `name` parameter names. A name that cannot name an account of this
-/// server is answered with `malformed`, whose text depends on the route (mod_admin_rest says
-/// "Invalid request path" when creating and "User does not exist or is malformed" elsewhere).
+/// The bare JID that the `name` parameter names; see [`sdk::resolved_user`].
 fn resolve(request: &Request, malformed: fn() -> Response) -> Result<String, Response> {
-    accounts::resolve(sdk::param(request, "name")).map_err(|error| match error {
-        Error::Invalid(_) | Error::NotFound(_) => malformed(),
-        error => sdk::error_reply(&error),
-    })
+    sdk::resolved_user(accounts::resolve(sdk::param(request, "name")), malformed)
 }
 
 /// Like [`resolve`], and the account must exist.
