@@ -4,6 +4,10 @@
 //! of the body and decides between delivering, queueing offline and dropping; this plugin checks
 //! requests and reports what became of them.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 wit_bindgen::generate!({
     inline: "
         package plughost:message;
@@ -20,6 +24,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::messaging::{self, Delivery, Kind, Outgoing, Purpose};

@@ -5,6 +5,10 @@
 //! It keeps nothing between calls, so it can reload or unload itself: the call that does so
 //! finishes on the version it started with, and the next call sees the new table.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 wit_bindgen::generate!({
     inline: "
         package plughost:module;
@@ -20,6 +24,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use plughost::admin::log::{Level, log};
 use plughost::admin::modules::{self, ModuleInfo};
 use sdk::types::{Error, Method, Request};

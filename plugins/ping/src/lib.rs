@@ -1,11 +1,18 @@
 //! `ping`: answers `GET /ping` with `{"result":"PONG"}`. The smallest plugin, and the one the
 //! README walks through. It imports nothing from the host.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 wit_bindgen::generate!({
     inline: "package plughost:ping; world ping { include plughost:admin/plugin@0.1.0; }",
     path: "../../wit",
     with: { "plughost:admin/types@0.1.0": sdk::types },
 });
+
+use alloc::vec;
+use alloc::vec::Vec;
 
 use exports::plughost::admin::handler::Guest;
 use sdk::types::{Manifest, Method, Request, Response, Route};

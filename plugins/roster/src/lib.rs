@@ -3,6 +3,10 @@
 //! mod_admin_rest does. The host persists each change and pushes it to both sides' online
 //! clients; showing the roster inside the user object belongs to the `user` plugin.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 wit_bindgen::generate!({
     inline: "
         package plughost:roster;
@@ -19,6 +23,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::roster::{self, Subscription};

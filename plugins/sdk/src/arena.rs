@@ -93,3 +93,26 @@ unsafe fn carve(layout: Layout) -> Option<*mut u8> {
         Some(start as *mut u8)
     }
 }
+
+/// The canonical ABI's allocator export (how the host passes lists and strings in), which std
+/// provides when it is linked and the sdk provides when it is not.
+#[cfg(not(feature = "std"))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cabi_realloc(
+    block: *mut u8,
+    old_size: usize,
+    align: usize,
+    new_size: usize,
+) -> *mut u8 {
+    // SAFETY: the canonical ABI passes a block this allocator returned (or null with size 0) and
+    // a power-of-two alignment.
+    unsafe {
+        if old_size == 0 {
+            if new_size == 0 {
+                return align as *mut u8;
+            }
+            return Bump.alloc(Layout::from_size_align_unchecked(new_size, align));
+        }
+        Bump.realloc(block, Layout::from_size_align_unchecked(old_size, align), new_size)
+    }
+}

@@ -3,6 +3,10 @@
 //! change), `/users` and `/users/count`. It reads rosters only to show them in the user object;
 //! changing them belongs to the `roster` plugin.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 wit_bindgen::generate!({
     inline: "
         package plughost:user;
@@ -20,6 +24,9 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::roster::{self, Subscription};

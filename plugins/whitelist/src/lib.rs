@@ -4,6 +4,10 @@
 //! normalises, persists and enforces the list; this plugin adds the one rule mod_admin_rest
 //! lacks: a change that would shut the caller out needs `?force=true`.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
 wit_bindgen::generate!({
     inline: "
         package plughost:whitelist;
@@ -19,6 +23,10 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use plughost::admin::access;
 use plughost::admin::log::{Level, log};
 use sdk::types::{Error, Method, Request, Response};

@@ -35,7 +35,9 @@ pub struct Services {
 
 /// The data of one call's `Store`: created fresh for each call and dropped after it.
 pub struct PluginState {
-    wasi: WasiCtx,
+    /// Built on the first WASI call: plugins without std import no WASI, and building a context
+    /// (random seeds, clocks) would be a measurable part of their call.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     stderr: MemoryOutputPipe,
     memory: MemoryCap,
@@ -55,13 +57,10 @@ impl PluginState {
         services: Arc<Services>,
         plugins: Option<Arc<Plugins>>,
     ) -> PluginState {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-        // Locked down: no preopened folders, no environment, no arguments, no sockets, no stdin.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
         PluginState {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
-            stderr,
+            stderr: MemoryOutputPipe::new(STDERR_CAPTURE),
             memory: MemoryCap { limits: StoreLimits::default(), cap: memory_cap, exceeded: false },
             plugin,
             services,
@@ -86,7 +85,12 @@ impl PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let stderr = &self.stderr;
+        // Locked down: no preopened folders, no environment, no arguments, no sockets, no stdin.
+        let ctx = self.wasi.get_or_insert_with(|| {
+            WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build()
+        });
+        WasiCtxView { ctx, table: &mut self.table }
     }
 }
 
