@@ -6,7 +6,8 @@
 //!   started from `target/release/plughost`, killed on drop.
 //! - [`Builder`]: which plugins and extra configuration a [`TestHost`] starts with.
 //! - [`RequestBuilder`] and [`Reply`]: one HTTP request on a fresh connection, with any headers.
-//! - [`Conn`]: one keep-alive HTTP/1.1 connection, for load loops and the benchmark.
+//! - [`Conn`]: one keep-alive HTTP/1.1 connection (plain, or HTTPS trusting the test CA), for
+//!   load loops and the benchmark.
 //! - [`wait_for`]: polls until something becomes true, or fails the test.
 //! - [`xmpp`]: the test certificate, a real XMPP client (tokio-xmpp over STARTTLS) and raw c2s
 //!   connections.
@@ -253,6 +254,8 @@ pub struct TestHost {
     child: Option<Child>,
     /// The bound addresses from the ready line of the current start.
     http: SocketAddr,
+    /// The HTTPS listener of the admin API (`[http] tls_listen`), when the ready line names one.
+    https: Option<SocketAddr>,
     c2s: Option<SocketAddr>,
     /// Every stdout line of the current start, appended by a reader thread until the server exits.
     stdout: Arc<Mutex<Vec<String>>>,
@@ -301,6 +304,7 @@ impl TestHost {
             config,
             child: None,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            https: None,
             c2s: None,
             stdout: Arc::default(),
             starts: 0,
@@ -368,6 +372,7 @@ impl TestHost {
                 .map(|text| text.parse::<SocketAddr>().expect("an address in the ready line"))
         };
         self.http = address("http=").unwrap_or_else(|| panic!("no http= in {line:?}"));
+        self.https = address("https=");
         self.c2s = address("c2s=");
         self.child = Some(child);
         Ok(())
@@ -395,6 +400,11 @@ impl TestHost {
     /// The HTTP address from the ready line.
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// The HTTPS address from the ready line, if it named one (`[http] tls_listen`).
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https
     }
 
     /// The c2s address from the ready line, if it named one.
@@ -524,7 +534,21 @@ impl TestHost {
         if let Some(authorization) = &self.authorization {
             headers.insert(AUTHORIZATION, HeaderValue::from_str(authorization).unwrap());
         }
-        RequestBuilder { addr: self.http, method, target: target.to_owned(), headers, body: Bytes::new() }
+        RequestBuilder {
+            addr: self.http,
+            tls: false,
+            method,
+            target: target.to_owned(),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    /// Like [`TestHost::request`], but to the HTTPS listener (trusting the test CA); panics when
+    /// the ready line named no `https=` address.
+    pub fn https_request(&self, method: Method, path: &str) -> RequestBuilder {
+        let addr = self.https.expect("the ready line names no https= address");
+        RequestBuilder { addr, tls: true, ..self.request(method, path) }
     }
 
     /// `GET BASE+path` as the admin: the status and the JSON body.
@@ -602,6 +626,8 @@ fn strip_ansi(text: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct RequestBuilder {
     addr: SocketAddr,
+    /// Whether it goes over TLS (to the HTTPS listener).
+    tls: bool,
     method: Method,
     target: String,
     headers: HeaderMap,
@@ -649,8 +675,16 @@ impl RequestBuilder {
 
     /// Sends the request on a fresh connection.
     pub async fn try_send(self) -> anyhow::Result<Reply> {
-        let mut conn = Conn::open(self.addr).await?;
+        let mut conn = self.connect().await?;
         conn.send(self.into_request()).await
+    }
+
+    /// A new connection to where this request goes (over TLS for [`TestHost::https_request`]).
+    pub async fn connect(&self) -> anyhow::Result<Conn> {
+        match self.tls {
+            true => Conn::open_tls(self.addr).await,
+            false => Conn::open(self.addr).await,
+        }
     }
 
     /// The request, to send on a [`Conn`].
@@ -724,6 +758,29 @@ impl Conn {
         Ok(Conn { sender })
     }
 
+    /// Connects to `addr` over TLS as `localhost`, trusting only the test CA (the certificate
+    /// every [`TestHost`] serves), and speaks HTTP/1.1 inside.
+    pub async fn open_tls(addr: SocketAddr) -> anyhow::Result<Conn> {
+        Conn::open_tls_with(addr, xmpp::TestCert::get().client_config.clone()).await
+    }
+
+    /// Like [`Conn::open_tls`], with another client configuration (other trusted roots).
+    pub async fn open_tls_with(
+        addr: SocketAddr,
+        config: Arc<tokio_rustls::rustls::ClientConfig>,
+    ) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(xmpp::DOMAIN)?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let tls = connector.connect(name, stream).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Conn { sender })
+    }
+
     /// Sends one request and reads the whole reply.
     pub async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> anyhow::Result<Reply> {
         self.sender.ready().await?;
@@ -772,7 +829,7 @@ impl Load {
                     let mut conn = None;
                     while !stop.load(Ordering::Relaxed) {
                         if conn.is_none() {
-                            match Conn::open(request.addr).await {
+                            match request.connect().await {
                                 Ok(open) => conn = Some(open),
                                 Err(error) => {
                                     report.failures.push(format!("connect: {error:#}"));

@@ -276,6 +276,11 @@ impl XmppClient {
         self.jid.to_bare()
     }
 
+    /// The client's end of its TCP connection (the address and source port the server sees).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.local.lock().unwrap().expect("a connected client knows its local address")
+    }
+
     /// Sends one stanza; panics when the stream is gone.
     pub async fn send(&mut self, stanza: impl Into<Stanza>) {
         let stanza = stanza.into();
@@ -461,6 +466,21 @@ impl XmppClient {
         self.iq(None, true, request.into()).await
     }
 
+    /// The next roster push (RFC 6121 §2.1.6: an iq set with a roster query) with an item for
+    /// `contact`; returns the push's `from` and that item. Other stanzas stay for later calls.
+    pub async fn expect_roster_push(&mut self, contact: &BareJid) -> (Option<Jid>, Item) {
+        let what = format!("roster push for {contact}");
+        self.expect(&what, |stanza| match stanza {
+            Stanza::Iq(Iq::Set { from, payload, .. }) => {
+                let roster = Roster::try_from(payload.clone()).ok()?;
+                let item = roster.items.into_iter().find(|item| &item.jid == contact)?;
+                Some((from.clone(), item))
+            }
+            _ => None,
+        })
+        .await
+    }
+
     /// Waits until the stream has ended (tokio-xmpp reports the connection suspended and asks
     /// for a new one, which this client refuses). Returns whether that happened within
     /// `timeout`; stanzas received meanwhile stay for later `expect_*` calls.
@@ -528,6 +548,8 @@ struct ConnectorState {
     /// How many times the client asked for a stream: 1 while the first one lives, more once it
     /// ended (the client library reconnects on any end, which the connector refuses).
     attempts: watch::Sender<usize>,
+    /// The client's end of the TCP connection, once connected.
+    local: Mutex<Option<SocketAddr>>,
     sent: Mutex<Vec<u8>>,
     received: Mutex<Vec<u8>>,
 }
@@ -555,6 +577,7 @@ impl TestConnector {
     fn new(addr: SocketAddr) -> TestConnector {
         let state = ConnectorState {
             attempts: watch::Sender::new(0),
+            local: Mutex::default(),
             sent: Mutex::default(),
             received: Mutex::default(),
         };
@@ -583,6 +606,7 @@ impl ServerConnector for TestConnector {
 
         let tcp = TcpStream::connect(self.addr).await?;
         tcp.set_nodelay(true)?;
+        *self.state.local.lock().unwrap() = Some(tcp.local_addr()?);
         let (features, mut stream) = initiate_stream(BufStream::new(tcp), ns, header(), timeouts)
             .await?
             .recv_features::<FallibleStreamElement>()
