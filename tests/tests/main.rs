@@ -4,7 +4,12 @@
 //!
 //! # Layout
 //! - `access`: whitelist, Basic auth, admins, unknown paths and methods.
-//! - `users`: the user routes of the `user` plugin.
+//! - `users`: the user routes of the `user` plugin, with the sessions of real clients.
+//! - `roster`: the `roster` plugin's routes, and the roster pushes and gets clients see.
+//! - `messages`: the `message` plugin's single, multicast and broadcast messages as clients
+//!   receive them (prefixes, online and offline delivery, malformed requests sending nothing).
+//! - `whitelist`: the `whitelist` plugin's routes, the lockout guard and persistence.
+//! - `https`: the admin API over HTTPS (`tls_listen`) and `require_tls`.
 //! - `modules`: the module routes, including the module plugin reloading and unloading itself.
 //! - `input`: malformed input of every kind gets a JSON 4xx, never a panic or an HTML page.
 //! - `hot_reload`: dropping, replacing (under load) and deleting plugin files; broken files.
@@ -18,8 +23,12 @@ mod access;
 mod cli;
 mod containment;
 mod hot_reload;
+mod https;
 mod input;
+mod messages;
 mod modules;
+mod roster;
 mod startup;
 mod users;
+mod whitelist;
 mod xmpp;

@@ -1,6 +1,8 @@
-//! The `user` plugin: accounts through `/user/NAME`, and who is connected.
+//! The `user` plugin: accounts through `/user/NAME`, and who is connected (with real XMPP
+//! clients: their sessions' addresses, and deletion closing them).
 
-use plughost_tests::{Method, TestHost, json};
+use plughost_tests::xmpp::{RawConn, XMPP_TIMEOUT};
+use plughost_tests::{Method, TestHost, json, wait_for};
 
 /// The status a Basic login as `user` gets on `GET /ping`: 401 for bad credentials, 403 for good
 /// credentials of a non-admin.
@@ -124,4 +126,70 @@ async fn content_type_is_ignored() {
     assert_eq!(reply.status_json(), (201, json!({"result": "User registered: frank@localhost"})));
     let untyped = host.request(Method::POST, "/user/grace").body(r#"{"password":"pw"}"#).send().await;
     assert_eq!(untyped.status_json(), (201, json!({"result": "User registered: grace@localhost"})));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_show_the_real_source_port_resource_and_security() {
+    let host = TestHost::builder().c2s("require_tls = false").start().await;
+    host.create_user("alice", "pw-alice").await;
+    let desk = host.online("alice", "pw-alice", "desk").await;
+    let phone = host.online("alice", "pw-alice", "phone").await;
+    // A session without TLS (allowed by `require_tls = false`).
+    let plain = RawConn::login(host.c2s(), "alice", "pw-alice", "plain", false).await;
+
+    let (status, user) = host.get("/user/alice").await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["result"]["user"]["connected"], json!(true));
+    let sessions = user["result"]["user"]["sessions"].as_array().expect("a sessions list").clone();
+    assert_eq!(sessions.len(), 3, "{user}");
+    let session = |resource: &str| {
+        sessions
+            .iter()
+            .find(|session| session["resource"] == json!(resource))
+            .unwrap_or_else(|| panic!("a session for {resource} in {user}"))
+            .clone()
+    };
+    for client in [&desk, &phone] {
+        let resource = client.jid().resource().as_str();
+        let shown = session(resource);
+        let local = client.local_addr();
+        assert_eq!(shown["ip"], json!(local.ip().to_string()), "{shown}");
+        assert_eq!(shown["port"], json!(local.port()), "the client's own source port: {shown}");
+        assert_eq!(shown["secure"], json!(true), "STARTTLS: {shown}");
+    }
+    let shown = session("plain");
+    assert_eq!(shown["secure"], json!(false), "no TLS: {shown}");
+    let ports: std::collections::BTreeSet<_> =
+        sessions.iter().map(|session| session["port"].as_u64()).collect();
+    assert_eq!(ports.len(), 3, "each session has its own port: {user}");
+    drop(plain);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_user_disconnects_every_resource() {
+    let host = TestHost::start().await;
+    host.create_user("alice", "pw-alice").await;
+    host.create_user("bob", "pw-bob").await;
+    let mut desk = host.online("alice", "pw-alice", "desk").await;
+    let mut phone = host.online("alice", "pw-alice", "phone").await;
+    let mut bob = host.online("bob", "pw-bob", "desk").await;
+    assert_eq!(host.get("/users/count").await, (200, json!({"result": {"count": 2}})));
+
+    assert_eq!(host.delete("/user/alice").await, (200, json!({"result": "User deleted: alice@localhost"})));
+    for client in [&mut desk, &mut phone] {
+        assert!(client.disconnected_within(XMPP_TIMEOUT).await, "{} is disconnected", client.jid());
+    }
+    bob.ping().await;
+    wait_for("alice's sessions to go away", XMPP_TIMEOUT, || async {
+        host.get("/users").await.1["result"]["count"] == json!(1)
+    })
+    .await;
+    assert_eq!(
+        host.get("/users").await.1["result"],
+        json!({"count": 1, "users": [{"username": "bob", "resource": "desk", "jid": "bob@localhost"}]})
+    );
+    assert_eq!(
+        host.get("/user/alice").await,
+        (404, json!({"result": "User does not exist: alice@localhost"}))
+    );
 }

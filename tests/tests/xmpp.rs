@@ -13,9 +13,8 @@ use plughost_tests::{TestHost, json, wait_for};
 use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::delay::Delay;
-use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::presence::{Presence, Show, Type as PresenceType};
-use tokio_xmpp::parsers::roster::{Group, Item, Roster};
+use tokio_xmpp::parsers::roster::{Group, Item};
 use tokio_xmpp::parsers::stanza_error::DefinedCondition;
 
 /// A short wait for things that must NOT happen (the server answers on loopback in far less).
@@ -41,32 +40,6 @@ fn password(name: &str) -> String {
 /// `name` logged in as `resource` with initial presence sent.
 async fn online(host: &TestHost, name: &str, resource: &str) -> XmppClient {
     host.online(name, &password(name), resource).await
-}
-
-/// The roster in a roster push (an iq set with a roster query), if `iq` is one.
-fn roster_push(iq: &Iq) -> Option<Roster> {
-    match iq {
-        Iq::Set { payload, .. } => Roster::try_from(payload.clone()).ok(),
-        _ => None,
-    }
-}
-
-/// The next roster push that has an item for `contact`; returns the push's `from` and the item.
-async fn expect_push_for(client: &mut XmppClient, contact: &BareJid) -> (Option<Jid>, Item) {
-    let what = format!("roster push for {contact}");
-    client
-        .expect(&what, |stanza| match stanza {
-            Stanza::Iq(iq) => {
-                let item = roster_push(iq)?.items.into_iter().find(|item| &item.jid == contact)?;
-                let from = match iq {
-                    Iq::Set { from, .. } => from.clone(),
-                    _ => None,
-                };
-                Some((from, item))
-            }
-            _ => None,
-        })
-        .await
 }
 
 /// The roster item for `contact` in `client`'s roster get.
@@ -155,7 +128,7 @@ async fn roster_set_is_pushed_to_every_resource_and_kept() {
     assert!(matches!(answer, Ok(None)), "roster set answered with an empty result: {answer:?}");
 
     for client in [&mut two, &mut one] {
-        let (from, pushed) = expect_push_for(client, &carol).await;
+        let (from, pushed) = client.expect_roster_push(&carol).await;
         // RFC 6121 §2.1.6: a push comes from the account's bare JID (or has no from).
         assert!(from.is_none() || from == Some(Jid::from(bare("alice"))), "push from {from:?}");
         assert_eq!(pushed.name.as_deref(), Some("Carol"));
@@ -187,7 +160,7 @@ async fn roster_set_is_pushed_to_every_resource_and_kept() {
         approved: None,
     };
     assert!(matches!(two.roster_set(remove).await, Ok(None)));
-    let (_, pushed) = expect_push_for(&mut one, &carol).await;
+    let (_, pushed) = one.expect_roster_push(&carol).await;
     assert_eq!(pushed.subscription, Subscription::Remove);
     assert_eq!(roster_item(&mut one, &carol).await, None, "carol removed");
 }
@@ -201,7 +174,7 @@ async fn subscription_handshake_and_presence() {
 
     // RFC 6121 §3.1.2: the request is pushed to the user with ask=subscribe ...
     send_presence(&mut alice, PresenceType::Subscribe, &bob_bare).await;
-    let (_, pending) = expect_push_for(&mut alice, &bob_bare).await;
+    let (_, pending) = alice.expect_roster_push(&bob_bare).await;
     assert_eq!((pending.subscription.clone(), pending.ask.clone()), (Subscription::None, Ask::Subscribe));
     // ... and §3.1.3: delivered to the contact from the user's bare JID.
     let request = expect_presence_from(&mut bob, PresenceType::Subscribe, alice_bare.clone()).await;
@@ -213,10 +186,10 @@ async fn subscription_handshake_and_presence() {
 
     // §3.1.5: the contact approves; both rosters change and the user gets the contact's presence.
     send_presence(&mut bob, PresenceType::Subscribed, &alice_bare).await;
-    let (_, bob_side) = expect_push_for(&mut bob, &alice_bare).await;
+    let (_, bob_side) = bob.expect_roster_push(&alice_bare).await;
     assert_eq!(bob_side.subscription, Subscription::From, "bob's roster: alice has a subscription from bob");
     expect_presence_from(&mut alice, PresenceType::Subscribed, bob_bare.clone()).await;
-    let (_, alice_side) = expect_push_for(&mut alice, &bob_bare).await;
+    let (_, alice_side) = alice.expect_roster_push(&bob_bare).await;
     assert_eq!((alice_side.subscription, alice_side.ask), (Subscription::To, Ask::None));
     let available = expect_presence_from(&mut alice, PresenceType::None, bob.jid().clone()).await;
     assert_eq!(available.from, Some(Jid::from(bob.jid().clone())));
