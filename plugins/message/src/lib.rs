@@ -35,9 +35,9 @@ use sdk::{Endpoint, Reply};
 use serde_json::{Map, Value, json};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Post, path: "/message/{name}", handler: send },
-    Endpoint { method: Method::Post, path: "/message", handler: multicast },
-    Endpoint { method: Method::Post, path: "/broadcast", handler: broadcast },
+    Endpoint { method: Method::Post, path: "/message/{name}", handler: send, mutates: true },
+    Endpoint { method: Method::Post, path: "/message", handler: multicast, mutates: true },
+    Endpoint { method: Method::Post, path: "/broadcast", handler: broadcast, mutates: true },
 ];
 
 /// The message fields of an object: `message` (the body), `subject` and `type`. Other members

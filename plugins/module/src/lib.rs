@@ -35,11 +35,11 @@ use serde::Serialize;
 use serde_json::json;
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/modules", handler: list },
-    Endpoint { method: Method::Get, path: "/modules/count", handler: count },
-    Endpoint { method: Method::Get, path: "/module/{name}", handler: show },
-    Endpoint { method: Method::Put, path: "/module/{name}", handler: load },
-    Endpoint { method: Method::Delete, path: "/module/{name}", handler: unload },
+    Endpoint { method: Method::Get, path: "/modules", handler: list, mutates: false },
+    Endpoint { method: Method::Get, path: "/modules/count", handler: count, mutates: false },
+    Endpoint { method: Method::Get, path: "/module/{name}", handler: show, mutates: false },
+    Endpoint { method: Method::Put, path: "/module/{name}", handler: load, mutates: true },
+    Endpoint { method: Method::Delete, path: "/module/{name}", handler: unload, mutates: true },
 ];
 
 /// `GET /module/{name}`: mod_admin_rest's `{"module", "loaded"}`, extended with what an operator

@@ -15,7 +15,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use exports::plughost::admin::handler::Guest;
-use sdk::types::{Manifest, Method, Request, Response, Route};
+use sdk::types::{Dialect, Manifest, Method, Request, Response, Route};
 
 struct Ping;
 
@@ -25,7 +25,8 @@ impl Guest for Ping {
             name: "ping".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Answers GET /ping with PONG, to check that the API is up.".into(),
-            routes: vec![Route { method: Method::Get, path: "/ping".into() }],
+            dialect: Dialect::AdminRest,
+            routes: vec![Route { method: Method::Get, path: "/ping".into(), mutates: false }],
         }
     }
 

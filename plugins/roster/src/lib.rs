@@ -35,9 +35,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/roster/{name}", handler: show },
-    Endpoint { method: Method::Post, path: "/roster/{name}", handler: add },
-    Endpoint { method: Method::Delete, path: "/roster/{name}", handler: remove },
+    Endpoint { method: Method::Get, path: "/roster/{name}", handler: show, mutates: false },
+    Endpoint { method: Method::Post, path: "/roster/{name}", handler: add, mutates: true },
+    Endpoint { method: Method::Delete, path: "/roster/{name}", handler: remove, mutates: true },
 ];
 
 #[derive(Serialize)]

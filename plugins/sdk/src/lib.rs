@@ -34,7 +34,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde_json::{Map, Value, json};
-use types::{Error, Manifest, Method, Request, Response, Route};
+use types::{Dialect, Error, Manifest, Method, Request, Response, Route};
 
 // `memcpy`, `memcmp` and friends, which std would bring: wasi-libc's are self-contained (they
 // import nothing), and the target's compiler-builtins leaves them to libc.
@@ -58,35 +58,55 @@ pub type Reply = Result<Response, Response>;
 /// table of these, so that the routes it declares and the routes it dispatches cannot drift apart.
 pub struct Endpoint {
     pub method: Method,
-    /// The path template, relative to the API base (`/user/{name}`).
+    /// The path template, relative to the dialect's base (`/user/{name}`).
     pub path: &'static str,
     pub handler: fn(&Request) -> Reply,
+    /// Whether a call changes state (and so is written to the audit log).
+    pub mutates: bool,
 }
 
-/// The manifest of a plugin whose routes are `endpoints`.
-pub fn manifest(name: &str, version: &str, description: &str, endpoints: &[Endpoint]) -> Manifest {
+/// The manifest of a plugin of `dialect` whose routes are `endpoints`.
+pub fn manifest(
+    name: &str,
+    version: &str,
+    description: &str,
+    dialect: Dialect,
+    endpoints: &[Endpoint],
+) -> Manifest {
     Manifest {
         name: name.into(),
         version: version.into(),
         description: description.into(),
+        dialect,
         routes: endpoints
             .iter()
-            .map(|endpoint| Route { method: endpoint.method, path: endpoint.path.into() })
+            .map(|endpoint| Route {
+                method: endpoint.method,
+                path: endpoint.path.into(),
+                mutates: endpoint.mutates,
+            })
             .collect(),
     }
 }
 
 /// Exports the plugin whose routes are `endpoints`: `describe` and `handle` both come from that
 /// one table, so a plugin writes only its handlers. Use it after the crate's own `generate!`,
-/// whose `exports` module and `export!` macro it names.
+/// whose `exports` module and `export!` macro it names. The dialect is mod_admin_rest's unless
+/// the first argument says `api`.
 #[macro_export]
 macro_rules! plugin {
+    (api, $name:literal, $description:literal, $endpoints:expr) => {
+        $crate::plugin!(@export $crate::types::Dialect::Api, $name, $description, $endpoints);
+    };
     ($name:literal, $description:literal, $endpoints:expr) => {
+        $crate::plugin!(@export $crate::types::Dialect::AdminRest, $name, $description, $endpoints);
+    };
+    (@export $dialect:expr, $name:literal, $description:literal, $endpoints:expr) => {
         struct Plugin;
 
         impl exports::plughost::admin::handler::Guest for Plugin {
             fn describe() -> $crate::types::Manifest {
-                $crate::manifest($name, env!("CARGO_PKG_VERSION"), $description, $endpoints)
+                $crate::manifest($name, env!("CARGO_PKG_VERSION"), $description, $dialect, $endpoints)
             }
 
             fn handle(request: $crate::types::Request) -> $crate::types::Response {

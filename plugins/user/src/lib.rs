@@ -37,14 +37,19 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/user/{name}", handler: show },
-    Endpoint { method: Method::Post, path: "/user/{name}", handler: register },
-    Endpoint { method: Method::Delete, path: "/user/{name}", handler: delete },
-    Endpoint { method: Method::Get, path: "/user/{name}/connected", handler: connected },
-    Endpoint { method: Method::Patch, path: "/user/{name}/{attribute}", handler: modify },
-    Endpoint { method: Method::Get, path: "/user_connected/{name}", handler: connected_or_unknown },
-    Endpoint { method: Method::Get, path: "/users", handler: online },
-    Endpoint { method: Method::Get, path: "/users/count", handler: online_count },
+    Endpoint { method: Method::Get, path: "/user/{name}", handler: show, mutates: false },
+    Endpoint { method: Method::Post, path: "/user/{name}", handler: register, mutates: true },
+    Endpoint { method: Method::Delete, path: "/user/{name}", handler: delete, mutates: true },
+    Endpoint { method: Method::Get, path: "/user/{name}/connected", handler: connected, mutates: false },
+    Endpoint { method: Method::Patch, path: "/user/{name}/{attribute}", handler: modify, mutates: true },
+    Endpoint {
+        method: Method::Get,
+        path: "/user_connected/{name}",
+        handler: connected_or_unknown,
+        mutates: false,
+    },
+    Endpoint { method: Method::Get, path: "/users", handler: online, mutates: false },
+    Endpoint { method: Method::Get, path: "/users/count", handler: online_count, mutates: false },
 ];
 
 /// The user object of `GET /user/{name}`. Unlike mod_admin_rest, which always sends an empty

@@ -34,11 +34,11 @@ use sdk::{Endpoint, Reply};
 use serde::Serialize;
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/whitelist", handler: show },
-    Endpoint { method: Method::Put, path: "/whitelist/{addr}", handler: allow },
-    Endpoint { method: Method::Put, path: "/whitelist/{addr}/{prefix}", handler: allow },
-    Endpoint { method: Method::Delete, path: "/whitelist/{addr}", handler: disallow },
-    Endpoint { method: Method::Delete, path: "/whitelist/{addr}/{prefix}", handler: disallow },
+    Endpoint { method: Method::Get, path: "/whitelist", handler: show, mutates: false },
+    Endpoint { method: Method::Put, path: "/whitelist/{addr}", handler: allow, mutates: true },
+    Endpoint { method: Method::Put, path: "/whitelist/{addr}/{prefix}", handler: allow, mutates: true },
+    Endpoint { method: Method::Delete, path: "/whitelist/{addr}", handler: disallow, mutates: true },
+    Endpoint { method: Method::Delete, path: "/whitelist/{addr}/{prefix}", handler: disallow, mutates: true },
 ];
 
 #[derive(Serialize)]

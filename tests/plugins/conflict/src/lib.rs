@@ -10,7 +10,8 @@ wit_bindgen::generate!({
 use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
-const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/ping", handler: ping }];
+const ENDPOINTS: &[Endpoint] =
+    &[Endpoint { method: Method::Get, path: "/ping", handler: ping, mutates: false }];
 
 // A different answer from ping's "PONG", so that a test can tell which plugin served the route.
 fn ping(_request: &Request) -> Reply {

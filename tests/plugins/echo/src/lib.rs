@@ -22,8 +22,8 @@ const VERSION: &str = match option_env!("PLUGHOST_ECHO_VERSION") {
 };
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/fixture/echo/{name}", handler: echo },
-    Endpoint { method: Method::Post, path: "/fixture/echo/{name}", handler: echo },
+    Endpoint { method: Method::Get, path: "/fixture/echo/{name}", handler: echo, mutates: false },
+    Endpoint { method: Method::Post, path: "/fixture/echo/{name}", handler: echo, mutates: true },
 ];
 
 /// The request, with pairs as two-element arrays and the body only by length.
@@ -74,7 +74,13 @@ struct Echo;
 
 impl Guest for Echo {
     fn describe() -> Manifest {
-        sdk::manifest("echo", VERSION, "Test fixture: echoes the request it receives.", ENDPOINTS)
+        sdk::manifest(
+            "echo",
+            VERSION,
+            "Test fixture: echoes the request it receives.",
+            sdk::types::Dialect::AdminRest,
+            ENDPOINTS,
+        )
     }
 
     fn handle(request: Request) -> Response {

@@ -24,7 +24,8 @@ use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 use serde_json::json;
 
-const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/fixture/greedy", handler: greedy }];
+const ENDPOINTS: &[Endpoint] =
+    &[Endpoint { method: Method::Get, path: "/fixture/greedy", handler: greedy, mutates: false }];
 
 // Calling every import keeps them all in the component: an unused import could be dropped by the
 // linker, and then the grant check would have nothing to refuse.

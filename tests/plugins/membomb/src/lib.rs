@@ -14,7 +14,7 @@ use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/fixture/membomb", handler: membomb }];
+    &[Endpoint { method: Method::Get, path: "/fixture/membomb", handler: membomb, mutates: false }];
 
 const CHUNK: usize = 1 << 20;
 

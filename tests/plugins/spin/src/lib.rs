@@ -12,7 +12,8 @@ use std::hint::black_box;
 use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
-const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/fixture/spin", handler: spin }];
+const ENDPOINTS: &[Endpoint] =
+    &[Endpoint { method: Method::Get, path: "/fixture/spin", handler: spin, mutates: false }];
 
 fn spin(_request: &Request) -> Reply {
     // `black_box` keeps the optimiser from proving the loop pointless and folding it away.

@@ -11,7 +11,8 @@ wit_bindgen::generate!({
 use sdk::types::{Method, Request};
 use sdk::{Endpoint, Reply};
 
-const ENDPOINTS: &[Endpoint] = &[Endpoint { method: Method::Get, path: "/fixture/trap", handler: trap }];
+const ENDPOINTS: &[Endpoint] =
+    &[Endpoint { method: Method::Get, path: "/fixture/trap", handler: trap, mutates: false }];
 
 fn trap(_request: &Request) -> Reply {
     panic!("the trap fixture panics on purpose")
