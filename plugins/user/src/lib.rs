@@ -1,7 +1,8 @@
 //! `user`: accounts and who is online. It owns `/user/{name}` (show, register, delete),
 //! `/user/{name}/connected`, `/user_connected/{name}`, `/user/{name}/{attribute}` (password
-//! change), `/users` and `/users/count`. It reads rosters only to show them in the user object;
-//! changing them belongs to the `roster` plugin.
+//! change), `/user/{name}/sessions[/{resource}]` (kicking sessions), `/users` and `/users/count`.
+//! It reads rosters only to show them in the user object; changing them belongs to the `roster`
+//! plugin.
 
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
@@ -42,6 +43,13 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: Method::Delete, path: "/user/{name}", handler: delete, mutates: true },
     Endpoint { method: Method::Get, path: "/user/{name}/connected", handler: connected, mutates: false },
     Endpoint { method: Method::Patch, path: "/user/{name}/{attribute}", handler: modify, mutates: true },
+    Endpoint { method: Method::Delete, path: "/user/{name}/sessions", handler: kick, mutates: true },
+    Endpoint {
+        method: Method::Delete,
+        path: "/user/{name}/sessions/{resource}",
+        handler: kick,
+        mutates: true,
+    },
     Endpoint {
         method: Method::Get,
         path: "/user_connected/{name}",
@@ -246,6 +254,27 @@ fn modify(request: &Request) -> Reply {
     Ok(sdk::reply(200, format!("User modified: {jid}")))
 }
 
+/// Disconnects every session of the account, or the one bound to `{resource}`. Each client gets a
+/// `<policy-violation/>` stream error with the body's optional `reason`. Kicking nothing is a
+/// 404 rather than a quiet success, so that a script learns that the session it meant had gone.
+fn kick(request: &Request) -> Reply {
+    let jid = resolve_existing(request)?;
+    let body = sdk::body_object(request)?;
+    // An empty reason would send an empty `<text/>`: take it as no reason, the host's default.
+    let reason = sdk::opt_str_field(&body, "reason")?.filter(|reason| !reason.is_empty());
+    let resource = Some(sdk::param(request, "resource")).filter(|resource| !resource.is_empty());
+    let kicked = sessions::kick(&jid, resource, reason);
+    let target = match resource {
+        Some(resource) => format!("{jid}/{resource}"),
+        None => jid,
+    };
+    if kicked == 0 {
+        return Err(sdk::reply(404, format!("No such session: {target}")));
+    }
+    log(Level::Info, &format!("{} kicked {kicked} session(s) of {target}", request.caller.jid));
+    Ok(sdk::reply(200, format!("Sessions kicked: {kicked}")))
+}
+
 fn connected(request: &Request) -> Reply {
     Ok(connected_reply(&resolve_existing(request)?))
 }
@@ -271,6 +300,6 @@ fn online_count(_request: &Request) -> Reply {
 
 sdk::plugin!(
     "user",
-    "Shows, registers and deletes accounts, changes passwords and lists who is online.",
+    "Shows, registers and deletes accounts, changes passwords, kicks sessions and lists who is online.",
     ENDPOINTS
 );
