@@ -1,0 +1,180 @@
+//! `token`: bearer tokens for the admin APIs. It owns `/tokens` (listing the live tokens and
+//! issuing one) and `/token/{id}` (revoking one). The host generates the secrets, keeps only their
+//! hashes, checks scopes and enforces expiry; this plugin never sees a secret except the one it
+//! hands out in the answer to the `POST` that issued it.
+//!
+//! A scope is `DIALECT:PATTERN` as access rules write commands (`admin_rest:*`, `api:register`);
+//! the host checks them. mod_admin_rest has no tokens, so the shapes here are Plughost's own, in
+//! the dialect's `{"result": ...}` envelope.
+
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+wit_bindgen::generate!({
+    inline: "
+        package plughost:token;
+        world token {
+            include plughost:admin/plugin@0.1.0;
+            import plughost:admin/accounts@0.1.0;
+            import plughost:admin/tokens@0.1.0;
+            import plughost:admin/log@0.1.0;
+        }
+    ",
+    path: "../../wit",
+    with: { "plughost:admin/types@0.1.0": sdk::types },
+    // The imported interfaces are this plugin's own; only `types` is shared with the sdk.
+    generate_all,
+});
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use plughost::admin::accounts;
+use plughost::admin::log::{Level, log};
+use plughost::admin::tokens::{self, TokenInfo};
+use sdk::types::{Error, Method, Request, Response};
+use sdk::{Endpoint, Reply};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint { method: Method::Get, path: "/tokens", handler: list, mutates: false },
+    Endpoint { method: Method::Post, path: "/tokens", handler: issue, mutates: true },
+    Endpoint { method: Method::Delete, path: "/token/{id}", handler: revoke, mutates: true },
+];
+
+/// How long a token lives when the request does not say: one hour.
+const DEFAULT_TTL_SECONDS: u64 = 3600;
+
+/// A token as listed: never its secret.
+#[derive(Serialize)]
+struct TokenView {
+    id: String,
+    jid: String,
+    scopes: Vec<String>,
+    created_at: u64,
+    expires_at: u64,
+}
+
+#[derive(Serialize)]
+struct TokenList {
+    count: usize,
+    tokens: Vec<TokenView>,
+}
+
+/// The answer to the `POST` that issued a token: the only place its secret ever appears.
+#[derive(Serialize)]
+struct IssuedView {
+    id: String,
+    token: String,
+    jid: String,
+    scopes: Vec<String>,
+    expires_at: u64,
+}
+
+impl From<TokenInfo> for TokenView {
+    fn from(info: TokenInfo) -> Self {
+        TokenView {
+            id: info.id,
+            jid: info.jid,
+            scopes: info.scopes,
+            created_at: info.created_at,
+            expires_at: info.expires_at,
+        }
+    }
+}
+
+/// The bare JID that `name` (a localpart or bare JID) names, or a 400 that says where it came
+/// from. Whether the account exists is left to the caller.
+fn resolve(name: &str, source: &str) -> Result<String, Response> {
+    accounts::resolve(name).map_err(|error| match error {
+        Error::Invalid(reason) | Error::NotFound(reason) => {
+            sdk::reply(400, format!("{source} is not a user of this server: {reason}"))
+        }
+        error => sdk::error_reply(&error),
+    })
+}
+
+/// The `scopes` member: a list of strings or one string of space-separated scopes (the form
+/// OAuth and ejabberd use). At least one scope is required, since a token without any could
+/// call nothing.
+fn scopes(body: &Map<String, Value>) -> Result<Vec<String>, Response> {
+    let scopes: Vec<String> = match body.get("scopes") {
+        Some(Value::String(text)) => text.split_whitespace().map(ToString::to_string).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(ToString::to_string).ok_or_else(sdk::body_malformed))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(sdk::body_malformed()),
+    };
+    if scopes.is_empty() {
+        return Err(sdk::reply(400, "At least one scope is required"));
+    }
+    Ok(scopes)
+}
+
+/// The `ttl` member in seconds, one hour when absent. The host checks the range.
+fn ttl(body: &Map<String, Value>) -> Result<u64, Response> {
+    match body.get("ttl") {
+        None | Some(Value::Null) => Ok(DEFAULT_TTL_SECONDS),
+        Some(value) => value.as_u64().ok_or_else(|| sdk::reply(400, "ttl must be a whole number of seconds")),
+    }
+}
+
+/// `GET /tokens[?jid=NAME]`: the tokens that are neither expired nor revoked, oldest first, of
+/// everyone or of one account. The filter is only a filter: a well-formed name with no account
+/// lists nothing rather than failing, so tokens left behind by a deleted account can be found.
+fn list(request: &Request) -> Reply {
+    // As for flags, the last occurrence of a repeated parameter counts.
+    let filter = request.query.iter().rev().find(|(key, _)| key == "jid").map(|(_, name)| name);
+    let jid = filter.map(|name| resolve(name, "Query parameter jid")).transpose()?;
+    let tokens: Vec<TokenView> = tokens::list(jid.as_deref()).into_iter().map(Into::into).collect();
+    Ok(sdk::reply(200, TokenList { count: tokens.len(), tokens }))
+}
+
+/// `POST /tokens` with `{"jid", "scopes", "ttl"}`: issues a token for an existing account.
+fn issue(request: &Request) -> Reply {
+    let body = sdk::body_object(request)?;
+    let jid = resolve(sdk::str_field(&body, "jid")?, "jid")?;
+    let scopes = scopes(&body)?;
+    let ttl = ttl(&body)?;
+    let issued = tokens::issue(&jid, &scopes, ttl).map_err(|error| match error {
+        Error::NotFound(_) => sdk::user_not_found(&jid),
+        Error::Invalid(reason) => sdk::reply(400, reason),
+        error => sdk::error_reply(&error),
+    })?;
+    let info = issued.info;
+    log(
+        Level::Info,
+        &format!(
+            "{} issued token {} for {} with scopes {} for {ttl} s",
+            request.caller.jid,
+            info.id,
+            info.jid,
+            info.scopes.join(" ")
+        ),
+    );
+    let view = IssuedView {
+        id: info.id,
+        token: issued.token,
+        jid: info.jid,
+        scopes: info.scopes,
+        expires_at: info.expires_at,
+    };
+    Ok(sdk::reply(201, view))
+}
+
+/// `DELETE /token/{id}`: revokes a token at once. An unknown, expired or already revoked id is a
+/// 404, so that a script learns that the token it meant is not the one that was live.
+fn revoke(request: &Request) -> Reply {
+    let id = sdk::param(request, "id");
+    tokens::revoke(id).map_err(|error| match error {
+        Error::NotFound(_) => sdk::reply(404, format!("No such token: {id}")),
+        error => sdk::error_reply(&error),
+    })?;
+    log(Level::Info, &format!("{} revoked token {id}", request.caller.jid));
+    Ok(sdk::reply(200, format!("Token revoked: {id}")))
+}
+
+sdk::plugin!("token", "Lists, issues and revokes bearer tokens for the admin APIs.", ENDPOINTS);
