@@ -4,6 +4,13 @@
 //! types interface here with `with:`) and the mod_admin_rest reply conventions: a JSON body
 //! `{"result": ...}` and the error texts operators' scripts match on. It touches no host interface.
 //!
+//! # Layout
+//!
+//! - this file: the types, the endpoint table and dispatch, and mod_admin_rest's replies;
+//! - `ejabberd`: ejabberd's mod_http_api conventions for plugins of the `api` dialect (command
+//!   routes, argument checking, result encodings, `user`/`host` arguments);
+//! - `arena`: the allocator of wasm32 builds.
+//!
 //! Without its `std` feature (the bundled plugins) it also makes a plugin `no_std`-ready: it
 //! provides the allocator, `cabi_realloc` and the panic handler, so a plugin that does not use
 //! std imports no WASI at all. Each call instantiates a fresh instance, and the ~15 WASI imports
@@ -21,6 +28,7 @@ wit_bindgen::generate!({
 
 #[cfg(target_arch = "wasm32")]
 mod arena;
+pub mod ejabberd;
 
 /// Every plugin that links the sdk allocates from its arena; see `arena`.
 #[cfg(target_arch = "wasm32")]

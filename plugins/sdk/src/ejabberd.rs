@@ -1,0 +1,559 @@
+//! ejabberd's mod_http_api conventions, for the plugins of the `api` dialect: a command's
+//! routes, its arguments and the encodings of its result. It touches no host interface: the
+//! account look-ups it needs come in as the plugin's own `accounts` functions ([`Accounts`]).
+//!
+//! A command is `POST /<command>` with a JSON object of arguments, and the same command as
+//! `GET /<command>` with the arguments in the query string ([`api_commands!`](crate::api_commands)).
+//! As in ejabberd every argument is required, unknown ones are refused and types are checked;
+//! argument errors are 400s with a bare JSON string body ([`thrown`]), in ejabberd's words except
+//! that they name the argument instead of printing its value as an Erlang term.
+//!
+//! Results are encoded by the type ejabberd declares for the command (its §1.1):
+//!
+//! - `rescode`: 200 with body `0` (success) or `1` (failure): [`rescode`];
+//! - `restuple`: 200 with a JSON string, or `{"status":"error","code":N,"message":M}` with
+//!   409, 404, 400 or 500: [`restuple`], [`restuple_error`];
+//! - an integer named `x`: `{"x": n}`: [`integer`];
+//! - lists and tuples: a JSON array or object: [`json`];
+//! - a thrown error: a bare JSON string with a 4xx or 5xx status: [`thrown`].
+
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::Serialize;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use crate::types::{Error, Method, Request, Response};
+
+/// Declares the routes of ejabberd commands as a `&[Endpoint]`: each `("name", handler, mutates)`
+/// becomes `POST /name` and `GET /name`, both answered by `handler` and both carrying `mutates`.
+///
+/// ```ignore
+/// const ENDPOINTS: &[Endpoint] = sdk::api_commands![
+///     ("register", register, true),
+///     ("check_account", check_account, false),
+/// ];
+/// ```
+#[macro_export]
+macro_rules! api_commands {
+    ($(($name:literal, $handler:expr, $mutates:expr)),* $(,)?) => {
+        &[$(
+            $crate::Endpoint {
+                method: $crate::types::Method::Post,
+                path: concat!("/", $name),
+                handler: $handler,
+                mutates: $mutates,
+            },
+            $crate::Endpoint {
+                method: $crate::types::Method::Get,
+                path: concat!("/", $name),
+                handler: $handler,
+                mutates: $mutates,
+            },
+        )*]
+    };
+}
+
+/// The type of an argument, as `ejabberdctl help` declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `binary` or `string`: a JSON string (any query value).
+    String,
+    /// `integer`: a JSON integer (a query value that parses as one).
+    Integer,
+}
+
+/// One declared argument of a command.
+#[derive(Clone, Copy, Debug)]
+pub struct Arg {
+    pub name: &'static str,
+    pub kind: Kind,
+}
+
+impl Arg {
+    /// A string argument.
+    pub const fn string(name: &'static str) -> Arg {
+        Arg { name, kind: Kind::String }
+    }
+
+    /// An integer argument.
+    pub const fn integer(name: &'static str) -> Arg {
+        Arg { name, kind: Kind::Integer }
+    }
+}
+
+/// The checked arguments of one call, in declaration order.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    values: Vec<(&'static str, Checked)>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Checked {
+    String(String),
+    Integer(i64),
+}
+
+impl Args {
+    /// The string argument `name`. Panics (a trap: the plugin's bug) when the command did not
+    /// declare it as a string.
+    pub fn str(&self, name: &str) -> &str {
+        match self.get(name) {
+            Checked::String(value) => value,
+            Checked::Integer(_) => panic!("argument {name} is an integer"),
+        }
+    }
+
+    /// The integer argument `name`. Panics when the command did not declare it as an integer.
+    pub fn int(&self, name: &str) -> i64 {
+        match self.get(name) {
+            Checked::Integer(value) => *value,
+            Checked::String(_) => panic!("argument {name} is a string"),
+        }
+    }
+
+    fn get(&self, name: &str) -> &Checked {
+        self.values
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+            .unwrap_or_else(|| panic!("argument {name} is not declared"))
+    }
+}
+
+/// An argument as it arrived, before checking.
+enum Raw {
+    /// A query value: always text.
+    Query(String),
+    /// A member of the JSON body.
+    Json(Value),
+}
+
+/// The arguments of `request` checked against `declared`: from the query of a `GET`, from the
+/// JSON object body of anything else. In ejabberd's order: each declared argument in turn must be
+/// present once and of its type, then any argument left over is refused.
+pub fn args(request: &Request, declared: &[Arg]) -> Result<Args, Response> {
+    let mut raw: Vec<(String, Raw)> = if request.method == Method::Get {
+        request.query.iter().map(|(key, value)| (key.clone(), Raw::Query(value.clone()))).collect()
+    } else {
+        body_members(&request.body)?.into_iter().map(|(key, value)| (key, Raw::Json(value))).collect()
+    };
+    let mut values = Vec::with_capacity(declared.len());
+    for arg in declared {
+        let mut found = raw.iter().enumerate().filter(|(_, (key, _))| key == arg.name).map(|(at, _)| at);
+        let at = match (found.next(), found.next()) {
+            (Some(at), None) => at,
+            (None, _) => return Err(thrown(400, format!("Request have missing argument: {}", arg.name))),
+            (Some(_), Some(_)) => {
+                return Err(thrown(400, format!("Request have duplicate argument: {}", arg.name)));
+            }
+        };
+        let (_, value) = raw.remove(at);
+        let checked = match (arg.kind, value) {
+            (Kind::String, Raw::Query(text) | Raw::Json(Value::String(text))) => Some(Checked::String(text)),
+            (Kind::Integer, Raw::Query(text)) => text.parse().ok().map(Checked::Integer),
+            (Kind::Integer, Raw::Json(value)) => value.as_i64().map(Checked::Integer),
+            (Kind::String, Raw::Json(_)) => None,
+        };
+        let Some(checked) = checked else {
+            let format = match arg.kind {
+                Kind::String => "string",
+                Kind::Integer => "integer",
+            };
+            return Err(thrown(400, format!("Arg {} is not in format {format}", arg.name)));
+        };
+        values.push((arg.name, checked));
+    }
+    if !raw.is_empty() {
+        let unknown: Vec<&str> = raw.iter().map(|(key, _)| key.as_str()).collect();
+        return Err(thrown(400, format!("Request have unknown arguments: [{}]", unknown.join(","))));
+    }
+    Ok(Args { values })
+}
+
+/// The members of a JSON object body, duplicates kept (ejabberd refuses a duplicate argument
+/// rather than picking one).
+fn body_members(body: &[u8]) -> Result<Vec<(String, Value)>, Response> {
+    let not_object = || thrown(400, "Request body must be a JSON object");
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(not_object());
+    }
+    // Parsed as a value first so that invalid JSON is told apart from JSON that is no object.
+    match serde_json::from_slice::<Value>(body) {
+        Err(_) => return Err(thrown(400, "Invalid JSON")),
+        Ok(Value::Object(_)) => {}
+        Ok(_) => return Err(not_object()),
+    }
+    serde_json::from_slice::<Members>(body).map(|members| members.0).map_err(|_| thrown(400, "Invalid JSON"))
+}
+
+/// A JSON object as its list of members, in order and with duplicates.
+struct Members(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+/// A response with `value` as its JSON body (struct fields keep their order).
+fn respond(status: u16, value: &impl Serialize) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+    Response { status, headers: Vec::new(), body }
+}
+
+/// The body of a failed `restuple`, in ejabberd's member order.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    status: &'static str,
+    code: u32,
+    message: &'a str,
+}
+
+/// A thrown error: `status` with the bare JSON string `text`, like ejabberd's
+/// `"Request have missing argument: host"` or `"unknown_user"`.
+pub fn thrown(status: u16, text: impl Into<String>) -> Response {
+    respond(status, &Value::String(text.into()))
+}
+
+/// A `rescode` result: 200 with `0` when `ok`, else 200 with `1` (ejabberd reports a `rescode`
+/// failure with status 200).
+pub fn rescode(ok: bool) -> Response {
+    respond(200, &u8::from(!ok))
+}
+
+/// A successful `restuple` result: 200 with the text as a JSON string.
+pub fn restuple(text: impl Into<String>) -> Response {
+    respond(200, &Value::String(text.into()))
+}
+
+/// A failed `restuple` result: `{"status":"error","code":code,"message":message}`. ejabberd
+/// answers 409 for a conflict, 404 for something that does not exist and 500 for anything else;
+/// Plughost adds 400 for arguments the command refuses. `code` is ejabberd's error number for
+/// the case (10090 for "already registered", 10001 for a failed registration), 0 when the
+/// command gives none, as ejabberd does for a plain `{ErrorAtom, Text}` result.
+pub fn restuple_error(status: u16, code: u32, message: impl Into<String>) -> Response {
+    respond(status, &ErrorBody { status: "error", code, message: &message.into() })
+}
+
+/// An integer result named `name`: 200 with `{"name": value}`, e.g. `{"num_sessions":1}`.
+pub fn integer(name: &str, value: u64) -> Response {
+    let mut object = serde_json::Map::new();
+    object.insert(name.to_owned(), Value::from(value));
+    respond(200, &Value::Object(object))
+}
+
+/// A list or tuple result: 200 with `value` as JSON (an array, or an object for a tuple).
+pub fn json(value: impl Serialize) -> Response {
+    respond(200, &value)
+}
+
+/// 404 `"unknown_user"`: ejabberd's text for a command on an account that does not exist.
+pub fn unknown_user() -> Response {
+    thrown(404, "unknown_user")
+}
+
+/// A host error that the command does not answer specially, thrown with the status that
+/// [`status_of`](crate::status_of) gives it and the host's text.
+pub fn host_error(error: &Error) -> Response {
+    thrown(crate::status_of(error), crate::text_of(error))
+}
+
+/// Why a `user`/`host` pair names no account of this server.
+#[derive(Debug)]
+pub enum Unresolved {
+    /// `host` is not a served domain.
+    UnknownHost,
+    /// `user` is not a valid localpart.
+    Malformed,
+    /// The host failed otherwise.
+    Failed(Error),
+}
+
+impl Unresolved {
+    /// The text ejabberd uses for the case (`Unknown virtual host`, `Malformed username`).
+    pub fn message(&self) -> &str {
+        match self {
+            Unresolved::UnknownHost => "Unknown virtual host",
+            Unresolved::Malformed => "Malformed username",
+            Unresolved::Failed(error) => crate::text_of(error),
+        }
+    }
+
+    /// The error thrown: a 400 with [`message`](Self::message), or the host's failure.
+    pub fn thrown(self) -> Response {
+        match self {
+            Unresolved::Failed(error) => host_error(&error),
+            unresolved => thrown(400, unresolved.message()),
+        }
+    }
+}
+
+/// The `accounts` functions of the plugin's own bindings, which the sdk cannot import itself.
+/// A plugin declares it once:
+///
+/// ```ignore
+/// const ACCOUNTS: ejabberd::Accounts = ejabberd::Accounts {
+///     domains: accounts::domains,
+///     resolve: accounts::resolve,
+///     exists: accounts::exists,
+/// };
+/// ```
+pub struct Accounts {
+    pub domains: fn() -> Vec<String>,
+    pub resolve: fn(&str) -> Result<String, Error>,
+    pub exists: fn(&str) -> Result<bool, Error>,
+}
+
+impl Accounts {
+    /// The served domain that the `host` argument names (ASCII case aside), as configured.
+    pub fn domain(&self, host: &str) -> Result<String, Unresolved> {
+        (self.domains)()
+            .into_iter()
+            .find(|domain| domain.eq_ignore_ascii_case(host))
+            .ok_or(Unresolved::UnknownHost)
+    }
+
+    /// The bare JID of `user@host` (the localpart nodeprepped by the host), whether or not the
+    /// account exists.
+    pub fn jid(&self, user: &str, host: &str) -> Result<String, Unresolved> {
+        let domain = self.domain(host)?;
+        // A localpart can hold neither separator (RFC 7622 §3.3.1); refusing them here keeps
+        // `user` from smuggling in a domain or a resource.
+        if user.is_empty() || user.contains(['@', '/']) {
+            return Err(Unresolved::Malformed);
+        }
+        (self.resolve)(&format!("{user}@{domain}")).map_err(|error| match error {
+            Error::Invalid(_) | Error::NotFound(_) => Unresolved::Malformed,
+            error => Unresolved::Failed(error),
+        })
+    }
+
+    /// The `host` argument as a served domain; else the thrown 400 `"Unknown virtual host"`.
+    pub fn host(&self, args: &Args) -> Result<String, Response> {
+        self.domain(args.str("host")).map_err(Unresolved::thrown)
+    }
+
+    /// The bare JID named by the `user` and `host` arguments; thrown 400 when it cannot name an
+    /// account of this server.
+    pub fn user(&self, args: &Args) -> Result<String, Response> {
+        self.jid(args.str("user"), args.str("host")).map_err(Unresolved::thrown)
+    }
+
+    /// Like [`user`](Self::user), and the account must exist, else the thrown 404
+    /// `"unknown_user"`.
+    pub fn existing_user(&self, args: &Args) -> Result<String, Response> {
+        let jid = self.user(args)?;
+        self.existing(jid)
+    }
+
+    /// `jid` if the account exists, else the thrown 404 `"unknown_user"`.
+    pub fn existing(&self, jid: String) -> Result<String, Response> {
+        match (self.exists)(&jid) {
+            Ok(true) => Ok(jid),
+            Ok(false) => Err(unknown_user()),
+            Err(error) => Err(host_error(&error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Caller;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn body_text(response: &Response) -> String {
+        String::from_utf8_lossy(&response.body).to_string()
+    }
+
+    fn request(method: Method, query: &[(&str, &str)], body: &str) -> Request {
+        Request {
+            method,
+            path: "/command".into(),
+            route: "/command".into(),
+            params: Vec::new(),
+            query: query.iter().map(|(key, value)| ((*key).into(), (*value).into())).collect(),
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+            caller: Caller { jid: String::new(), ip: "127.0.0.1".into(), port: 1, secure: false },
+        }
+    }
+
+    fn post(body: &str, declared: &[Arg]) -> Result<Args, Response> {
+        args(&request(Method::Post, &[], body), declared)
+    }
+
+    fn get(query: &[(&str, &str)], declared: &[Arg]) -> Result<Args, Response> {
+        args(&request(Method::Get, query, ""), declared)
+    }
+
+    /// The status and body of an error.
+    fn refusal(result: Result<Args, Response>) -> (u16, String) {
+        let response = result.expect_err("refused");
+        (response.status, body_text(&response))
+    }
+
+    const USER_HOST: &[Arg] = &[Arg::string("user"), Arg::string("host")];
+    const TOKEN: &[Arg] = &[Arg::string("jid"), Arg::integer("ttl"), Arg::string("scopes")];
+
+    #[test]
+    fn post_arguments() {
+        let args = post(r#"{"jid": "a@localhost", "ttl": 3600, "scopes": "api:*"}"#, TOKEN).unwrap();
+        assert_eq!((args.str("jid"), args.int("ttl"), args.str("scopes")), ("a@localhost", 3600, "api:*"));
+        assert!(post("{}", &[]).is_ok());
+    }
+
+    #[test]
+    fn get_arguments_are_text() {
+        let checked = get(&[("ttl", "-5"), ("jid", "a"), ("scopes", "")], TOKEN).unwrap();
+        assert_eq!((checked.str("jid"), checked.int("ttl"), checked.str("scopes")), ("a", -5, ""));
+        assert_eq!(
+            refusal(get(&[("jid", "a"), ("ttl", "soon"), ("scopes", "")], TOKEN)),
+            (400, r#""Arg ttl is not in format integer""#.into())
+        );
+        // A GET body is ignored.
+        assert!(args(&request(Method::Get, &[], "not json"), &[]).is_ok());
+    }
+
+    #[test]
+    fn missing_argument_first_then_unknown() {
+        assert_eq!(refusal(post("{}", USER_HOST)), (400, r#""Request have missing argument: user""#.into()));
+        assert_eq!(
+            refusal(post(r#"{"user": "a", "extra": 1}"#, USER_HOST)),
+            (400, r#""Request have missing argument: host""#.into())
+        );
+        assert_eq!(
+            refusal(post(r#"{"user": "a", "host": "h", "zz": 1, "extra": 2}"#, USER_HOST)),
+            (400, r#""Request have unknown arguments: [zz,extra]""#.into())
+        );
+        assert_eq!(
+            refusal(get(&[("user", "a"), ("host", "h"), ("x", "")], USER_HOST)),
+            (400, r#""Request have unknown arguments: [x]""#.into())
+        );
+    }
+
+    #[test]
+    fn types_are_checked_and_named() {
+        assert_eq!(
+            refusal(post(r#"{"user": 42, "host": "h"}"#, USER_HOST)),
+            (400, r#""Arg user is not in format string""#.into())
+        );
+        for ttl in [r#""soon""#, "36.5", "null", "99999999999999999999"] {
+            let body = format!(r#"{{"jid": "a", "ttl": {ttl}, "scopes": ""}}"#);
+            assert_eq!(refusal(post(&body, TOKEN)), (400, r#""Arg ttl is not in format integer""#.into()));
+        }
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        assert_eq!(
+            refusal(post(r#"{"user": "a", "user": "b", "host": "h"}"#, USER_HOST)),
+            (400, r#""Request have duplicate argument: user""#.into())
+        );
+        assert_eq!(
+            refusal(get(&[("host", "h"), ("user", "a"), ("host", "h")], USER_HOST)),
+            (400, r#""Request have duplicate argument: host""#.into())
+        );
+    }
+
+    #[test]
+    fn bodies_that_are_no_object() {
+        let invalid = (400, r#""Invalid JSON""#.into());
+        let not_object = (400, r#""Request body must be a JSON object""#.into());
+        assert_eq!(refusal(post(r#"{"host": "#, USER_HOST)), invalid);
+        assert_eq!(refusal(post("[1,", USER_HOST)), invalid);
+        assert_eq!(refusal(post("", USER_HOST)), not_object);
+        assert_eq!(refusal(post(" \n", &[])), not_object);
+        assert_eq!(refusal(post(r#"["localhost"]"#, USER_HOST)), not_object);
+        assert_eq!(refusal(post("null", &[])), not_object);
+    }
+
+    #[test]
+    fn result_encodings() {
+        let text = |response: Response| (response.status, body_text(&response));
+        assert_eq!(text(rescode(true)), (200, "0".into()));
+        assert_eq!(text(rescode(false)), (200, "1".into()));
+        assert_eq!(text(restuple("")), (200, r#""""#.into()));
+        assert_eq!(
+            text(restuple_error(409, 10090, "User a@h already registered")),
+            (409, r#"{"status":"error","code":10090,"message":"User a@h already registered"}"#.into())
+        );
+        assert_eq!(text(integer("num_sessions", 1)), (200, r#"{"num_sessions":1}"#.into()));
+        assert_eq!(text(json(["a", "b"])), (200, r#"["a","b"]"#.into()));
+        assert_eq!(text(unknown_user()), (404, r#""unknown_user""#.into()));
+        assert_eq!(text(host_error(&Error::Unavailable("busy".into()))), (503, r#""busy""#.into()));
+    }
+
+    fn domains() -> Vec<String> {
+        vec!["localhost".into(), "example.org".into()]
+    }
+
+    /// A stand-in for the host: lower-cases the localpart and refuses spaces.
+    fn resolve(name: &str) -> Result<String, Error> {
+        if name.contains(' ') {
+            return Err(Error::Invalid("bad localpart".into()));
+        }
+        if name.starts_with("busy@") {
+            return Err(Error::Unavailable("storage busy".into()));
+        }
+        Ok(name.to_lowercase())
+    }
+
+    fn exists(jid: &str) -> Result<bool, Error> {
+        Ok(jid == "alice@localhost")
+    }
+
+    const ACCOUNTS: Accounts = Accounts { domains, resolve, exists };
+
+    #[test]
+    fn user_at_host() {
+        assert_eq!(ACCOUNTS.jid("Alice", "LocalHost").unwrap(), "alice@localhost");
+        assert_eq!(ACCOUNTS.jid("bob", "example.org").unwrap(), "bob@example.org");
+        assert!(matches!(ACCOUNTS.jid("bob", "nosuchhost.example"), Err(Unresolved::UnknownHost)));
+        for user in ["bad user", "", "a@example.org", "a/res"] {
+            assert!(matches!(ACCOUNTS.jid(user, "localhost"), Err(Unresolved::Malformed)), "{user:?}");
+        }
+        assert!(matches!(
+            ACCOUNTS.jid("busy", "localhost"),
+            Err(Unresolved::Failed(Error::Unavailable(text))) if text == "storage busy"
+        ));
+    }
+
+    #[test]
+    fn user_arguments() {
+        let call = |user: &str, host: &str| {
+            let body = format!(r#"{{"user": "{user}", "host": "{host}"}}"#);
+            ACCOUNTS.existing_user(&post(&body, USER_HOST).unwrap()).map_err(|response| body_text(&response))
+        };
+        assert_eq!(call("ALICE", "localhost"), Ok("alice@localhost".into()));
+        assert_eq!(call("bob", "localhost"), Err(r#""unknown_user""#.into()));
+        assert_eq!(call("bad user", "localhost"), Err(r#""Malformed username""#.into()));
+        assert_eq!(call("alice", "elsewhere"), Err(r#""Unknown virtual host""#.into()));
+        let host = post(r#"{"user": "x", "host": "EXAMPLE.org"}"#, USER_HOST).unwrap();
+        assert_eq!(ACCOUNTS.host(&host).map_err(|_| ()), Ok("example.org".into()));
+    }
+}
