@@ -304,9 +304,19 @@ impl Unresolved {
 
     /// The error thrown: a 400 with [`message`](Self::message), or the host's failure.
     pub fn thrown(self) -> Response {
+        thrown(self.status(), self.message())
+    }
+
+    /// The same as a failed `restuple` with ejabberd's error number `code`, for commands whose
+    /// result is one.
+    pub fn restuple(self, code: u32) -> Response {
+        restuple_error(self.status(), code, self.message())
+    }
+
+    fn status(&self) -> u16 {
         match self {
-            Unresolved::Failed(error) => host_error(&error),
-            unresolved => thrown(400, unresolved.message()),
+            Unresolved::Failed(error) => crate::status_of(error),
+            Unresolved::UnknownHost | Unresolved::Malformed => 400,
         }
     }
 }
