@@ -97,7 +97,8 @@ fn resolve(name: &str, source: &str) -> Result<String, Response> {
 }
 
 /// The `scopes` member: a list of strings or one string of space-separated scopes (the form
-/// OAuth and ejabberd use). At least one scope is required, since a token without any could
+/// OAuth and ejabberd use; a scope that names a method, `admin_rest:DELETE /user/{name}`, holds a
+/// space and so needs the list). At least one scope is required, since a token without any could
 /// call nothing.
 fn scopes(body: &Map<String, Value>) -> Result<Vec<String>, Response> {
     let scopes: Vec<String> = match body.get("scopes") {
@@ -123,12 +124,22 @@ fn ttl(body: &Map<String, Value>) -> Result<u64, Response> {
 }
 
 /// `GET /tokens[?jid=NAME]`: the tokens that are neither expired nor revoked, oldest first, of
-/// everyone or of one account. The filter is only a filter: a well-formed name with no account
-/// lists nothing rather than failing, so tokens left behind by a deleted account can be found.
+/// everyone or of one existing account (deleting an account deletes its tokens, so a name with no
+/// account is the 404 of the other user routes rather than an empty list that hides a typo).
 fn list(request: &Request) -> Reply {
     // As for flags, the last occurrence of a repeated parameter counts.
     let filter = request.query.iter().rev().find(|(key, _)| key == "jid").map(|(_, name)| name);
-    let jid = filter.map(|name| resolve(name, "Query parameter jid")).transpose()?;
+    let jid = match filter {
+        None => None,
+        Some(name) => {
+            let jid = resolve(name, "Query parameter jid")?;
+            match accounts::exists(&jid) {
+                Ok(true) => Some(jid),
+                Ok(false) => return Err(sdk::user_not_found(&jid)),
+                Err(error) => return Err(sdk::error_reply(&error)),
+            }
+        }
+    };
     let tokens: Vec<TokenView> = tokens::list(jid.as_deref()).into_iter().map(Into::into).collect();
     Ok(sdk::reply(200, TokenList { count: tokens.len(), tokens }))
 }
