@@ -40,10 +40,7 @@ const ENDPOINTS: &[Endpoint] = sdk::api_commands![
     ("registered_users", registered_users, false),
 ];
 
-const ACCOUNTS: ejabberd::Accounts =
-    ejabberd::Accounts { domains: accounts::domains, resolve: accounts::resolve, exists: accounts::exists };
-
-const USER: [Arg; 2] = [Arg::string("user"), Arg::string("host")];
+const ACCOUNTS: ejabberd::Accounts = sdk::api_accounts!();
 
 /// ejabberd's error numbers of `register`: the account exists, and any other failure.
 const ALREADY_REGISTERED: u32 = 10090;
@@ -51,7 +48,7 @@ const CANNOT_REGISTER: u32 = 10001;
 
 /// `register`: `restuple`. A malformed name or an unknown host is a 400, not ejabberd's 500.
 fn register(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[USER[0], USER[1], Arg::string("password")])?;
+    let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host"), Arg::string("password")])?;
     let (user, host) = (args.str("user"), args.str("host"));
     let jid = ACCOUNTS.jid(user, host).map_err(|unresolved| match unresolved {
         Unresolved::Malformed => ejabberd::restuple_error(
@@ -78,7 +75,7 @@ fn register(request: &Request) -> Reply {
 /// `unregister`: `restuple`, `""` on success. An unknown user is a 404 rather than ejabberd's
 /// success (which also decrements its user counter).
 fn unregister(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &USER)?;
+    let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host")])?;
     let jid =
         ACCOUNTS.jid(args.str("user"), args.str("host")).map_err(|unresolved| unresolved.restuple(0))?;
     accounts::delete(&jid).map_err(|error| match error {
@@ -91,7 +88,7 @@ fn unregister(request: &Request) -> Reply {
 
 /// `check_account`: `rescode`, 0 when the account exists.
 fn check_account(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &USER)?;
+    let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host")])?;
     let jid = ACCOUNTS.user(&args)?;
     let exists = accounts::exists(&jid).map_err(|error| ejabberd::host_error(&error))?;
     Ok(ejabberd::rescode(exists))
@@ -99,7 +96,7 @@ fn check_account(request: &Request) -> Reply {
 
 /// `check_password`: `rescode`, 0 when the account exists and the password is its own.
 fn check_password(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[USER[0], USER[1], Arg::string("password")])?;
+    let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host"), Arg::string("password")])?;
     let jid = ACCOUNTS.user(&args)?;
     let correct = accounts::verify_password(&jid, args.str("password"))
         .map_err(|error| ejabberd::host_error(&error))?;
@@ -108,7 +105,7 @@ fn check_password(request: &Request) -> Reply {
 
 /// `change_password`: `rescode`; an unknown user is ejabberd's thrown 404 `"unknown_user"`.
 fn change_password(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[USER[0], USER[1], Arg::string("newpass")])?;
+    let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host"), Arg::string("newpass")])?;
     let jid = ACCOUNTS.user(&args)?;
     accounts::set_password(&jid, args.str("newpass")).map_err(|error| match error {
         Error::NotFound(_) => ejabberd::unknown_user(),

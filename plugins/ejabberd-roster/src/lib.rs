@@ -27,7 +27,6 @@ wit_bindgen::generate!({
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::roster::{self, Subscription};
 use sdk::ejabberd::{self, Arg, Args};
@@ -41,8 +40,7 @@ const ENDPOINTS: &[Endpoint] = sdk::api_commands![
     ("delete_rosteritem", delete_rosteritem, true),
 ];
 
-const ACCOUNTS: ejabberd::Accounts =
-    ejabberd::Accounts { domains: accounts::domains, resolve: accounts::resolve, exists: accounts::exists };
+const ACCOUNTS: ejabberd::Accounts = sdk::api_accounts!();
 
 /// The roster's owner and the contact, as `add_rosteritem` and `delete_rosteritem` name them.
 const OWNER_AND_CONTACT: [Arg; 4] =

@@ -28,7 +28,6 @@ wit_bindgen::generate!({
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::sessions::{self, Session, Show};
 use plughost::admin::status;
@@ -50,10 +49,7 @@ const ENDPOINTS: &[Endpoint] = sdk::api_commands![
     ("kick_user", kick_user, true),
 ];
 
-const ACCOUNTS: ejabberd::Accounts =
-    ejabberd::Accounts { domains: accounts::domains, resolve: accounts::resolve, exists: accounts::exists };
-
-const USER: [Arg; 2] = [Arg::string("user"), Arg::string("host")];
+const ACCOUNTS: ejabberd::Accounts = sdk::api_accounts!();
 
 /// The stream error text of `kick_user`, as ejabberd words it.
 const KICKED: &str = "has been kicked";
@@ -94,8 +90,7 @@ struct Context {
 
 impl Context {
     fn new() -> Self {
-        let domain = accounts::domains().into_iter().next().unwrap_or_default();
-        Context { now: status::now(), node: format!("plughost@{domain}") }
+        Context { now: status::now(), node: ACCOUNTS.node() }
     }
 
     fn info(&self, jid: Option<String>, session: Session) -> SessionInfo {
@@ -130,7 +125,7 @@ fn show_name(show: Show) -> &'static str {
 fn full_jids(domain: Option<&str>) -> Vec<String> {
     sessions::connected()
         .into_iter()
-        .filter(|(jid, _)| domain.is_none_or(|domain| jid.rsplit('@').next() == Some(domain)))
+        .filter(|(jid, _)| domain.is_none_or(|domain| sdk::domainpart(jid) == domain))
         .map(|(jid, resource)| format!("{jid}/{resource}"))
         .collect()
 }
@@ -171,7 +166,7 @@ fn connected_users_vhost(request: &Request) -> Reply {
 
 /// The sessions of the existing account named by the `user` and `host` arguments.
 fn user_sessions(request: &Request) -> Result<(String, Vec<Session>), sdk::types::Response> {
-    let args = ejabberd::args(request, &USER)?;
+    let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host")])?;
     let jid = ACCOUNTS.existing_user(&args)?;
     let sessions = sessions::list(&jid);
     Ok((jid, sessions))
@@ -218,7 +213,10 @@ fn get_presence(request: &Request) -> Reply {
 /// `kick_session`: `rescode`. Kicking a session that does not exist is the thrown 404
 /// `"no_session"`, not ejabberd's silent success. An empty `reason` gets the host's default.
 fn kick_session(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[USER[0], USER[1], Arg::string("resource"), Arg::string("reason")])?;
+    let args = ejabberd::args(
+        request,
+        &[Arg::string("user"), Arg::string("host"), Arg::string("resource"), Arg::string("reason")],
+    )?;
     let jid = ACCOUNTS.existing_user(&args)?;
     let (resource, reason) = (args.str("resource"), args.str("reason"));
     let kicked = sessions::kick(&jid, Some(resource), (!reason.is_empty()).then_some(reason));
@@ -231,7 +229,7 @@ fn kick_session(request: &Request) -> Reply {
 
 /// `kick_user`: every session of the account, `{"num_resources": n}`.
 fn kick_user(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &USER)?;
+    let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host")])?;
     let jid = ACCOUNTS.existing_user(&args)?;
     let kicked = sessions::kick(&jid, None, Some(KICKED));
     if kicked > 0 {

@@ -26,7 +26,6 @@ wit_bindgen::generate!({
 
 use alloc::format;
 use alloc::string::String;
-use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::messaging::{self, Delivery, Kind, Outgoing};
 use sdk::ejabberd::{self, Arg};
@@ -39,8 +38,7 @@ const ENDPOINTS: &[Endpoint] = sdk::api_commands![
     ("get_offline_count", get_offline_count, false),
 ];
 
-const ACCOUNTS: ejabberd::Accounts =
-    ejabberd::Accounts { domains: accounts::domains, resolve: accounts::resolve, exists: accounts::exists };
+const ACCOUNTS: ejabberd::Accounts = sdk::api_accounts!();
 
 /// RFC 6121 §5.2.2: the message types `send_message` takes (`groupchat` belongs to rooms).
 fn kind(name: &str) -> Option<Kind> {

@@ -321,16 +321,25 @@ impl Unresolved {
     }
 }
 
-/// The `accounts` functions of the plugin's own bindings, which the sdk cannot import itself.
-/// A plugin declares it once:
+/// The [`Accounts`] of a plugin that imports `plughost:admin/accounts`: use it after the
+/// crate's own `generate!`, whose `plughost::admin::accounts` module it names.
 ///
 /// ```ignore
-/// const ACCOUNTS: ejabberd::Accounts = ejabberd::Accounts {
-///     domains: accounts::domains,
-///     resolve: accounts::resolve,
-///     exists: accounts::exists,
-/// };
+/// const ACCOUNTS: sdk::ejabberd::Accounts = sdk::api_accounts!();
 /// ```
+#[macro_export]
+macro_rules! api_accounts {
+    () => {
+        $crate::ejabberd::Accounts {
+            domains: plughost::admin::accounts::domains,
+            resolve: plughost::admin::accounts::resolve,
+            exists: plughost::admin::accounts::exists,
+        }
+    };
+}
+
+/// The `accounts` functions of the plugin's own bindings, which the sdk cannot import itself
+/// ([`api_accounts!`](crate::api_accounts) fills them in).
 pub struct Accounts {
     pub domains: fn() -> Vec<String>,
     pub resolve: fn(&str) -> Result<String, Error>,
@@ -359,6 +368,11 @@ impl Accounts {
             Error::Invalid(_) | Error::NotFound(_) => Unresolved::Malformed,
             error => Unresolved::Failed(error),
         })
+    }
+
+    /// ejabberd's node name for this server, which is one node: `plughost@<first domain>`.
+    pub fn node(&self) -> String {
+        format!("plughost@{}", (self.domains)().into_iter().next().unwrap_or_default())
     }
 
     /// The `host` argument as a served domain; else the thrown 400 `"Unknown virtual host"`.
@@ -565,5 +579,6 @@ mod tests {
         assert_eq!(call("alice", "elsewhere"), Err(r#""Unknown virtual host""#.into()));
         let host = post(r#"{"user": "x", "host": "EXAMPLE.org"}"#, USER_HOST).unwrap();
         assert_eq!(ACCOUNTS.host(&host).map_err(|_| ()), Ok("example.org".into()));
+        assert_eq!(ACCOUNTS.node(), "plughost@localhost");
     }
 }

@@ -141,6 +141,11 @@ pub fn localpart(jid: &str) -> &str {
     jid.split_once('@').map_or("", |(node, _)| node)
 }
 
+/// The domain of a bare JID (`example.org` of `alice@example.org`, or of `example.org`).
+pub fn domainpart(jid: &str) -> &str {
+    jid.split_once('@').map_or(jid, |(_, domain)| domain)
+}
+
 /// The method as written in HTTP (`GET`).
 pub fn method_name(method: Method) -> &'static str {
     match method {
