@@ -106,4 +106,37 @@ fn page(request: &Request) -> Reply {
     Ok(sdk::reply(200, Page { count: entries.len(), entries, next_before }))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sdk::types::Caller;
+
+    fn request(query: &[(&str, &str)]) -> Request {
+        Request {
+            method: Method::Get,
+            path: "/audit".into(),
+            route: "/audit".into(),
+            params: Vec::new(),
+            query: query.iter().map(|(key, value)| ((*key).into(), (*value).into())).collect(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            caller: Caller { jid: String::new(), ip: "127.0.0.1".into(), port: 1, secure: false },
+        }
+    }
+
+    fn limit(query: &[(&str, &str)]) -> Result<Option<u32>, u16> {
+        number(&request(query), "limit", |limit| (1..=MAX_LIMIT).contains(limit), "").map_err(|r| r.status)
+    }
+
+    #[test]
+    fn numbers_in_range() {
+        assert_eq!(limit(&[]), Ok(None));
+        assert_eq!(limit(&[("limit", "1")]), Ok(Some(1)));
+        assert_eq!(limit(&[("limit", "5"), ("limit", "1000")]), Ok(Some(1000)));
+        for refused in ["0", "1001", "-1", "", "ten", "1.5"] {
+            assert_eq!(limit(&[("limit", refused)]), Err(400), "{refused}");
+        }
+    }
+}
+
 sdk::plugin!("audit", "Shows the audit log of calls that changed server state, a page at a time.", ENDPOINTS);

@@ -188,4 +188,40 @@ fn revoke(request: &Request) -> Reply {
     Ok(sdk::reply(200, format!("Token revoked: {id}")))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn scopes_as_a_list_or_a_string() {
+        let listed = scopes(&body(r#"{"scopes": ["api:register", "admin_rest:DELETE /user/{name}"]}"#));
+        assert_eq!(listed.ok(), Some(vec!["api:register".into(), "admin_rest:DELETE /user/{name}".into()]));
+        let spaced = scopes(&body(r#"{"scopes": " api:register  admin_rest:* "}"#));
+        assert_eq!(spaced.ok(), Some(vec!["api:register".into(), "admin_rest:*".into()]));
+        for refused in [
+            r#"{}"#,
+            r#"{"scopes": 1}"#,
+            r#"{"scopes": ["api:*", 2]}"#,
+            r#"{"scopes": []}"#,
+            r#"{"scopes": " "}"#,
+        ] {
+            assert_eq!(scopes(&body(refused)).map_err(|response| response.status), Err(400), "{refused}");
+        }
+    }
+
+    #[test]
+    fn ttl_defaults_to_an_hour() {
+        assert_eq!(ttl(&body("{}")).ok(), Some(3600));
+        assert_eq!(ttl(&body(r#"{"ttl": null}"#)).ok(), Some(3600));
+        assert_eq!(ttl(&body(r#"{"ttl": 60}"#)).ok(), Some(60));
+        for refused in [r#"{"ttl": -1}"#, r#"{"ttl": 1.5}"#, r#"{"ttl": "60"}"#] {
+            assert_eq!(ttl(&body(refused)).map_err(|response| response.status), Err(400), "{refused}");
+        }
+    }
+}
+
 sdk::plugin!("token", "Lists, issues and revokes bearer tokens for the admin APIs.", ENDPOINTS);
