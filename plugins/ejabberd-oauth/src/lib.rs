@@ -36,7 +36,6 @@ wit_bindgen::generate!({
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::status;
 use plughost::admin::tokens::{self, TokenInfo};
@@ -51,8 +50,7 @@ const ENDPOINTS: &[Endpoint] = sdk::api_commands![
     ("oauth_revoke_token", revoke_token, true),
 ];
 
-const ACCOUNTS: ejabberd::Accounts =
-    ejabberd::Accounts { domains: accounts::domains, resolve: accounts::resolve, exists: accounts::exists };
+const ACCOUNTS: ejabberd::Accounts = sdk::api_accounts!();
 
 /// The longest a token may live (`tokens.issue`: 1 s to 1 year).
 const MAX_TTL_SECONDS: u64 = 365 * 24 * 3600;
