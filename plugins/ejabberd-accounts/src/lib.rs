@@ -58,7 +58,8 @@ fn register(request: &Request) -> Reply {
         ),
         unresolved => unresolved.restuple(CANNOT_REGISTER),
     })?;
-    accounts::create(&jid, args.str("password"), None).map_err(|error| match error {
+    // Recorded like mod_admin_rest's registrations: the address the request came from.
+    accounts::create(&jid, args.str("password"), Some(&request.caller.ip)).map_err(|error| match error {
         Error::AlreadyExists(_) => {
             ejabberd::restuple_error(409, ALREADY_REGISTERED, format!("User {jid} already registered"))
         }

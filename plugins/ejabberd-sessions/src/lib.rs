@@ -32,7 +32,7 @@ use plughost::admin::log::{Level, log};
 use plughost::admin::sessions::{self, Session, Show};
 use plughost::admin::status;
 use sdk::ejabberd::{self, Arg};
-use sdk::types::Request;
+use sdk::types::{Request, Response};
 use sdk::{Endpoint, Reply};
 use serde::Serialize;
 
@@ -165,7 +165,7 @@ fn connected_users_vhost(request: &Request) -> Reply {
 }
 
 /// The sessions of the existing account named by the `user` and `host` arguments.
-fn user_sessions(request: &Request) -> Result<(String, Vec<Session>), sdk::types::Response> {
+fn user_sessions(request: &Request) -> Result<(String, Vec<Session>), Response> {
     let args = ejabberd::args(request, &[Arg::string("user"), Arg::string("host")])?;
     let jid = ACCOUNTS.existing_user(&args)?;
     let sessions = sessions::list(&jid);
