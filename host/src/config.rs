@@ -28,6 +28,7 @@ pub struct Config {
     pub c2s: C2sConfig,
     pub tls: TlsConfig,
     pub messages: MessagesConfig,
+    pub access: AccessConfig,
     /// Defaults for every plugin's containment.
     pub limits: Limits,
     /// Per-plugin settings, by plugin name.
@@ -40,8 +41,14 @@ pub struct Config {
 pub struct HttpConfig {
     /// Default: `127.0.0.1:5280`.
     pub listen: SocketAddr,
-    /// The path every admin route lives under. Default: `/admin_rest`.
+    /// The path the mod_admin_rest dialect lives under. Default: `/admin_rest`.
     pub base: String,
+    /// The path the ejabberd dialect (`POST <api_base>/<command>`) lives under. Default: `/api`.
+    pub api_base: String,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed: for a request from one
+    /// of these, the client address is the last forwarded address not itself a trusted proxy.
+    /// From anyone else those headers are ignored. Default: none.
+    pub trusted_proxies: Vec<IpNet>,
     /// An HTTPS listener for the same API, with the certificates of `[tls]`. Default: none.
     pub tls_listen: Option<SocketAddr>,
     /// Whether plain-HTTP requests are refused (403) so that credentials only travel over
@@ -66,6 +73,81 @@ pub struct MessagesConfig {
     pub multicast_prefix: String,
     /// `POST /broadcast`.
     pub broadcast_prefix: String,
+}
+
+/// `[access]`: who may call which admin command, beyond the whitelist.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// `[[access.rules]]`. A call is allowed when one rule matches both its caller and its
+    /// command. Default: one rule `admins`, letting the accounts of `admins` call everything in
+    /// both dialects.
+    pub rules: Vec<AccessRule>,
+    /// Failed authentications from one address before it gets 429 for `lockout_s`. Default: 10.
+    pub max_auth_failures: u32,
+    /// Seconds an address is refused after too many failures. Default: 60.
+    pub lockout_s: u64,
+}
+
+/// One access rule, in the spirit of ejabberd's `api_permissions`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRule {
+    /// For logs and `plughost check-config`.
+    pub name: String,
+    /// Who the rule is for: every condition given must hold. A rule with only `ip` admits calls
+    /// without credentials from those addresses.
+    pub who: Who,
+    /// Command patterns: an ejabberd command name (`register`) or a mod_admin_rest route
+    /// (`/user/{name}`, optionally after a method: `DELETE /user/{name}`); `*` matches any run of
+    /// characters; `!pattern` excludes, and an exclusion always wins within the rule.
+    pub what: Vec<String>,
+    /// The dialects the rule applies to. Default: both.
+    #[serde(default = "Dialect::both")]
+    pub from: Vec<Dialect>,
+}
+
+/// The caller conditions of a rule; at least one must be given.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Who {
+    /// The client address is in one of these ranges.
+    pub ip: Option<Vec<IpNet>>,
+    /// The caller authenticated as one of these accounts (a bare name is on the first domain).
+    pub accounts: Option<Vec<String>>,
+    /// The caller authenticated as an account of `admins`.
+    pub admins: Option<bool>,
+    /// The caller authenticated with a bearer token carrying one of these scopes.
+    pub token_scopes: Option<Vec<String>>,
+}
+
+/// The two API dialects, as configuration and access rules name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+pub enum Dialect {
+    #[serde(rename = "admin_rest")]
+    AdminRest,
+    #[serde(rename = "api")]
+    Api,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 2] = [Dialect::AdminRest, Dialect::Api];
+
+    fn both() -> Vec<Dialect> {
+        Dialect::ALL.to_vec()
+    }
+
+    /// The name used in configuration, scopes and the audit log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::AdminRest => "admin_rest",
+            Dialect::Api => "api",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Dialect> {
+        Dialect::ALL.into_iter().find(|dialect| dialect.name() == name)
+    }
 }
 
 /// `[c2s]`: the client-to-server XMPP listener.
@@ -139,17 +221,23 @@ pub enum Capability {
     Roster,
     Messaging,
     Access,
+    Status,
+    Tokens,
+    Audit,
     Log,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 10] = [
         Capability::Accounts,
         Capability::Modules,
         Capability::Sessions,
         Capability::Roster,
         Capability::Messaging,
         Capability::Access,
+        Capability::Status,
+        Capability::Tokens,
+        Capability::Audit,
         Capability::Log,
     ];
 
@@ -162,6 +250,9 @@ impl Capability {
             Capability::Roster => "roster",
             Capability::Messaging => "messaging",
             Capability::Access => "access",
+            Capability::Status => "status",
+            Capability::Tokens => "tokens",
+            Capability::Audit => "audit",
             Capability::Log => "log",
         }
     }
@@ -190,6 +281,7 @@ impl Default for Config {
             c2s: C2sConfig::default(),
             tls: TlsConfig::default(),
             messages: MessagesConfig::default(),
+            access: AccessConfig::default(),
             limits: Limits::default(),
             plugin: BTreeMap::new(),
         }
@@ -201,11 +293,19 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5280)),
             base: "/admin_rest".into(),
+            api_base: "/api".into(),
+            trusted_proxies: Vec::new(),
             tls_listen: None,
             require_tls: false,
             whitelist: None,
             max_body: 1024 * 1024,
         }
+    }
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig { rules: Vec::new(), max_auth_failures: 10, lockout_s: 60 }
     }
 }
 
@@ -296,22 +396,44 @@ impl Config {
             self.admins.push(format!("admin@{}", self.domains[0]));
         }
         for admin in &mut self.admins {
-            let qualified =
-                if admin.contains('@') { admin.clone() } else { format!("{admin}@{}", self.domains[0]) };
-            let jid = jid::BareJid::new(&qualified)
-                .ok()
-                .filter(|jid| jid.node().is_some())
-                .with_context(|| format!("`admins`: {admin:?} is not a valid account JID"))?;
-            if !self.domains.iter().any(|domain| domain == jid.domain().as_str()) {
-                bail!("`admins`: {admin:?} is not on a served domain ({})", self.domains.join(", "));
+            *admin = qualified_account(admin, &self.domains).context("`admins`")?;
+        }
+        for (key, base) in [("base", &mut self.http.base), ("api_base", &mut self.http.api_base)] {
+            let trimmed = base.trim_end_matches('/');
+            if !trimmed.starts_with('/') || trimmed.contains(['{', '}', '*']) {
+                bail!("`http.{key}` must be a path like /admin_rest, got {base:?}");
             }
-            *admin = jid.to_string();
+            *base = trimmed.to_owned();
         }
-        let base = self.http.base.trim_end_matches('/');
-        if !base.is_empty() && !base.starts_with('/') {
-            bail!("`http.base` must start with '/', got {:?}", self.http.base);
+        let (base, api_base) = (&self.http.base, &self.http.api_base);
+        let nested = |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+        if nested(base, api_base)
+            || nested(api_base, base)
+            || nested(base, "/oauth")
+            || nested(api_base, "/oauth")
+        {
+            bail!(
+                "`http.base` ({base}), `http.api_base` ({api_base}) and /oauth must not contain one another"
+            );
         }
-        self.http.base = base.to_owned();
+        if self.access.rules.is_empty() {
+            self.access.rules.push(AccessRule {
+                name: "admins".into(),
+                who: Who { admins: Some(true), ..Who::default() },
+                what: vec!["*".into()],
+                from: Dialect::both(),
+            });
+        }
+        for rule in &mut self.access.rules {
+            rule.check().with_context(|| format!("`access.rules` {:?}", rule.name))?;
+            for account in rule.who.accounts.iter_mut().flatten() {
+                *account = qualified_account(account, &self.domains)
+                    .with_context(|| format!("`access.rules` {:?}", rule.name))?;
+            }
+        }
+        if self.access.max_auth_failures == 0 || self.access.lockout_s == 0 {
+            bail!("`access`: max_auth_failures and lockout_s must be positive");
+        }
         if self.http.max_body == 0 {
             bail!("`http.max_body` must be positive");
         }
@@ -361,6 +483,20 @@ impl Config {
     }
 }
 
+/// The normalised bare JID of an account named in the configuration: `user@domain`, or a bare
+/// `user` on the first domain; the domain must be served.
+fn qualified_account(name: &str, domains: &[String]) -> anyhow::Result<String> {
+    let qualified = if name.contains('@') { name.to_owned() } else { format!("{name}@{}", domains[0]) };
+    let jid = jid::BareJid::new(&qualified)
+        .ok()
+        .filter(|jid| jid.node().is_some())
+        .with_context(|| format!("{name:?} is not a valid account JID"))?;
+    if !domains.iter().any(|domain| domain == jid.domain().as_str()) {
+        bail!("{name:?} is not on a served domain ({})", domains.join(", "));
+    }
+    Ok(jid.to_string())
+}
+
 /// What the plugins shipped in `plugins/` need; any other plugin gets `log` only until granted more.
 fn bundled_grants(name: &str) -> &'static [Capability] {
     use Capability::*;
@@ -371,6 +507,14 @@ fn bundled_grants(name: &str) -> &'static [Capability] {
         "roster" => &[Accounts, Roster, Log],
         "message" => &[Accounts, Messaging, Log],
         "whitelist" => &[Access, Log],
+        "token" => &[Accounts, Tokens, Log],
+        "audit" => &[Audit],
+        "ejabberd-accounts" => &[Accounts, Log],
+        "ejabberd-sessions" => &[Accounts, Sessions, Status, Log],
+        "ejabberd-roster" => &[Accounts, Roster, Log],
+        "ejabberd-stanza" => &[Accounts, Messaging, Log],
+        "ejabberd-server" => &[Accounts, Sessions, Modules, Status, Log],
+        "ejabberd-oauth" => &[Accounts, Tokens, Status, Log],
         _ => &[Log],
     }
 }

@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod access;
 pub mod config;
 pub mod http;
 pub mod plugins;
@@ -31,6 +32,7 @@ use axum::serve::Listener;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use access::tokens::Tokens;
 use config::Config;
 use plugins::{Plugins, Services};
 use store::Db;
@@ -43,7 +45,8 @@ pub fn open_server(config: &Config) -> anyhow::Result<Server> {
     Ok(Server::new(config.domains.clone(), open_db(config)?))
 }
 
-fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
+/// Opens the database of `config` (for the CLI commands that work on tokens).
+pub fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
     let db = Db::open(&config.data_dir)
         .with_context(|| format!("cannot open the database in {}", config.data_dir.display()))?;
     Ok(Arc::new(db))
@@ -58,11 +61,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let server = Server::new(config.domains.clone(), db.clone());
     ensure_initial_admin(&config, &server)?;
     let whitelist = Arc::new(
-        Whitelist::load(config.http.whitelist.as_deref(), db).context("cannot read the stored whitelist")?,
+        Whitelist::load(config.http.whitelist.as_deref(), db.clone())
+            .context("cannot read the stored whitelist")?,
     );
 
-    let services =
-        Services { server: server.clone(), whitelist: whitelist.clone(), messages: config.messages.clone() };
+    let tokens = Arc::new(Tokens::new(db.clone()));
+    let services = Services {
+        server: server.clone(),
+        whitelist: whitelist.clone(),
+        tokens: tokens.clone(),
+        db: db.clone(),
+        messages: config.messages.clone(),
+        started: std::time::Instant::now(),
+    };
     let plugins = Plugins::new(config.clone(), services)?;
     let loading = plugins.clone();
     tokio::task::spawn_blocking(move || loading.load_all()).await.context("loading plugins")?;
@@ -84,7 +95,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         }
         None => None,
     };
-    let app = http::App::new(config.clone(), server, plugins, whitelist);
+    let app = http::App::new(config.clone(), server, plugins, whitelist, tokens, db);
     println!("{ready} c2s={c2s_addr}");
     std::io::stdout().flush().ok();
     tracing::info!(base = %config.http.base, domains = ?config.domains, "{ready} c2s={c2s_addr}");

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use plughost::access::policy::Policy;
+use plughost::access::tokens::Tokens;
 use plughost::config::{Config, Overrides};
 
 /// An XMPP server whose admin API is made of hot-reloadable WebAssembly plugins.
@@ -60,6 +62,47 @@ enum Command {
     /// Delete an account with its roster.
     Deluser {
         jid: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Bearer tokens for the admin APIs (only a hash is stored; a token is shown once).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check the configuration and print, for each access rule, who may call what.
+    CheckConfig {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for an account and print it (the only time it is shown).
+    Issue {
+        /// The account the token acts as.
+        jid: String,
+        /// Space-separated DIALECT:PATTERN scopes, e.g. "admin_rest:* api:register".
+        #[arg(long)]
+        scopes: String,
+        /// Lifetime: seconds, or a number with s, m, h or d (e.g. 1h). At most a year.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List live tokens (never their secrets).
+    List {
+        /// Only the tokens of this account.
+        #[arg(long)]
+        jid: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a token by its id (from `token list`).
+    Revoke {
+        id: String,
         #[command(flatten)]
         common: Common,
     },
@@ -134,7 +177,83 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("deleted {jid}");
             Ok(())
         }
+        Command::Token { command } => token(command),
+        Command::CheckConfig { common } => {
+            let config = common.load(Overrides::default())?;
+            println!("configuration is valid");
+            let policy = Policy::new(config.access.rules.clone(), config.admins.clone());
+            for line in policy.describe() {
+                println!("{line}");
+            }
+            match &config.http.whitelist {
+                Some(nets) => {
+                    println!("whitelist (before any rule): {nets:?}, as configured; API changes may apply")
+                }
+                None => println!("whitelist: none configured (every address reaches the rules)"),
+            }
+            Ok(())
+        }
     }
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Issue { jid, scopes, ttl, common } => {
+            let config = common.load(Overrides::default())?;
+            let server = plughost::open_server(&config)?;
+            let jid = server.resolve_user(&jid)?;
+            if !server.account_exists(&jid)? {
+                bail!("{jid} does not exist");
+            }
+            let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
+            let (info, token) = Tokens::new(plughost::open_db(&config)?).issue(jid.as_str(), &scopes, ttl)?;
+            eprintln!(
+                "token {} for {} with scopes {}, expires at {} (Unix time)",
+                info.id,
+                info.jid,
+                info.scopes.join(" "),
+                info.expires_at
+            );
+            println!("{token}");
+            Ok(())
+        }
+        TokenCommand::List { jid, common } => {
+            let config = common.load(Overrides::default())?;
+            let jid = match jid {
+                Some(jid) => Some(plughost::open_server(&config)?.resolve_user(&jid)?.to_string()),
+                None => None,
+            };
+            for info in Tokens::new(plughost::open_db(&config)?).list(jid.as_deref())? {
+                println!("{}\t{}\t{}\texpires {}", info.id, info.jid, info.scopes.join(" "), info.expires_at);
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id, common } => {
+            let config = common.load(Overrides::default())?;
+            Tokens::new(plughost::open_db(&config)?).revoke(&id)?;
+            eprintln!("revoked token {id}");
+            Ok(())
+        }
+    }
+}
+
+/// `3600`, `90s`, `15m`, `1h`, `7d`.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(index) => text.split_at(index),
+        None => (text, "s"),
+    };
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: use seconds or a number with s, m, h or d")),
+    };
+    number
+        .parse::<u64>()
+        .map(|n| n * factor)
+        .map_err(|_| format!("{text:?} is not a duration like 3600 or 1h"))
 }
 
 /// PLUGHOST_PASSWORD, or one line of stdin (prompted for on a terminal).

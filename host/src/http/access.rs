@@ -1,6 +1,7 @@
-//! The access layer in front of every admin route: the IP whitelist (socket peer address only,
-//! never a forwarded header), then `require_tls`, then HTTP Basic authentication of an admin
-//! account.
+//! The access layer in front of every admin route: the client address (the socket peer, or
+//! what a trusted proxy forwarded), the whitelist, `require_tls`, then authentication (Basic or
+//! bearer token, with failures rate-limited per address) and the first access-rule check. The
+//! per-command rule check happens in dispatch, once the route is known.
 //!
 //! Verifying a password costs a PBKDF2 derivation (milliseconds of CPU), which would cap the API
 //! near a hundred requests per second (Prosody's mod_admin_rest pays it on every request). So a
@@ -8,9 +9,11 @@
 //! forgotten as soon as any password changes or any account is deleted.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -20,9 +23,11 @@ use base64::engine::general_purpose::STANDARD;
 use jid::BareJid;
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
+use super::error::{ApiError, Failure};
 use super::{App, Peer, Transport};
-use crate::plugins::Caller;
+use crate::access::policy::Identity;
+use crate::access::proxies;
+use crate::config::Dialect;
 
 /// How long a verified login is trusted without re-checking the password. Changes made through
 /// this server invalidate it at once; changes made by another process (the CLI) within this time.
@@ -42,16 +47,43 @@ struct CachedLogin {
     expires: Instant,
 }
 
-/// Refuses peers outside the whitelist. Runs before everything else, for every path.
+/// Where a request is going and who sent it, established once by [`context`] for every layer.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext {
+    /// The dialect whose routes the path is under (mod_admin_rest's for any other path), which
+    /// decides the shape of error answers.
+    pub dialect: Dialect,
+    /// The client address: the peer, or what a trusted proxy forwarded.
+    pub client: IpAddr,
+    pub peer: Peer,
+}
+
+/// The first layer: works out the dialect and the client address.
+pub async fn context(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let under =
+        |base: &str| path.strip_prefix(base).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let dialect = if under(&app.config.http.api_base) { Dialect::Api } else { Dialect::AdminRest };
+    let client = proxies::client_ip(peer.addr.ip(), request.headers(), &app.config.http.trusted_proxies);
+    request.extensions_mut().insert(RequestContext { dialect, client, peer });
+    next.run(request).await
+}
+
+/// Refuses clients outside the whitelist, before anything else.
 pub async fn whitelist(
     State(app): State<Arc<App>>,
-    ConnectInfo(Peer { addr: peer, .. }): ConnectInfo<Peer>,
+    Extension(context): Extension<RequestContext>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    if !app.whitelist.allows(peer.ip()) {
-        tracing::info!(%peer, path = request.uri().path(), "refused: address not in the whitelist");
-        return Err(ApiError::AddressNotAllowed);
+) -> Result<Response, Failure> {
+    if !app.whitelist.allows(context.client) {
+        tracing::info!(client = %context.client, path = request.uri().path(), "refused: address not in the whitelist");
+        return Err(Failure { dialect: context.dialect, error: ApiError::AddressNotAllowed });
     }
     Ok(next.run(request).await)
 }
@@ -61,40 +93,88 @@ pub async fn whitelist(
 /// the script learns at once).
 pub async fn require_tls(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    Extension(context): Extension<RequestContext>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    if app.config.http.require_tls && peer.transport == Transport::Plain {
-        tracing::info!(peer = %peer.addr, "refused: plain HTTP while http.require_tls is set");
-        return Err(ApiError::TlsRequired);
+) -> Result<Response, Failure> {
+    if app.config.http.require_tls && context.peer.transport == Transport::Plain {
+        tracing::info!(peer = %context.peer.addr, "refused: plain HTTP while http.require_tls is set");
+        return Err(Failure { dialect: context.dialect, error: ApiError::TlsRequired });
     }
     Ok(next.run(request).await)
 }
 
-/// Requires Basic credentials of an account listed in `admins`, and hands the plugin a [`Caller`].
-pub async fn require_admin(
+/// Establishes who is calling (Basic credentials, a bearer token, or nobody) and refuses a caller
+/// that no access rule could admit to this dialect, before the route is even looked up.
+pub async fn authenticate(
     State(app): State<Arc<App>>,
-    ConnectInfo(Peer { addr: peer, transport }): ConnectInfo<Peer>,
+    Extension(context): Extension<RequestContext>,
     mut request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let header = request.headers().get(header::AUTHORIZATION).ok_or(ApiError::MissingAuthorization)?;
-    let jid = authenticate(&app, header.as_bytes()).await?;
-    if !app.config.admins.iter().any(|admin| admin == jid.as_str()) {
-        tracing::info!(%jid, %peer, "refused: not an administrator");
-        return Err(ApiError::NotAdmin);
+) -> Result<Response, Failure> {
+    let fail = |error| Failure { dialect: context.dialect, error };
+    if let Some(wait) = app.limiter.locked_out(context.client) {
+        return Err(fail(ApiError::TooManyFailures(wait)));
     }
-    request.extensions_mut().insert(Caller {
-        jid: jid.to_string(),
-        ip: peer.ip().to_canonical().to_string(),
-        port: peer.port(),
-        secure: transport == Transport::Tls,
-    });
+    let identity = match request.headers().get(header::AUTHORIZATION) {
+        None => Identity { ip: context.client, account: None, token_scopes: None },
+        Some(header) => match identify(&app, header.as_bytes(), context.client).await {
+            Ok(identity) => {
+                app.limiter.record_success(context.client);
+                identity
+            }
+            Err(error) => {
+                if matches!(error, ApiError::AuthenticationFailed | ApiError::InvalidToken) {
+                    app.limiter.record_failure(context.client);
+                }
+                return Err(fail(error));
+            }
+        },
+    };
+    if !app.policy.admits(&identity, context.dialect) {
+        let error = match &identity.account {
+            None => ApiError::MissingAuthorization,
+            Some(account) => {
+                tracing::info!(%account, client = %context.client, "refused: no access rule admits this caller");
+                ApiError::NotAdmin
+            }
+        };
+        return Err(fail(error));
+    }
+    request.extensions_mut().insert(identity);
     Ok(next.run(request).await)
 }
 
-async fn authenticate(app: &Arc<App>, header: &[u8]) -> Result<BareJid, ApiError> {
+/// The identity behind an `Authorization` header: Basic credentials or a bearer token.
+async fn identify(app: &Arc<App>, header: &[u8], client: IpAddr) -> Result<Identity, ApiError> {
+    if let Some(token) = bearer(header) {
+        let tokens = app.tokens.clone();
+        let token = token.to_owned();
+        let info = tokio::task::spawn_blocking(move || tokens.verify(&token))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|error| {
+                tracing::error!(%error, "cannot verify a token");
+                ApiError::Internal
+            })?;
+        let Some(info) = info else {
+            tracing::info!(%client, "refused: invalid, expired or revoked bearer token");
+            return Err(ApiError::InvalidToken);
+        };
+        return Ok(Identity { ip: client, account: Some(info.jid), token_scopes: Some(info.scopes) });
+    }
+    let jid = verify_basic(app, header, client).await?;
+    Ok(Identity { ip: client, account: Some(jid.to_string()), token_scopes: None })
+}
+
+/// The token of `Bearer TOKEN`.
+fn bearer(header: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(header).ok()?;
+    let (scheme, token) = text.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn verify_basic(app: &Arc<App>, header: &[u8], client: IpAddr) -> Result<BareJid, ApiError> {
     let key: [u8; 32] = Sha256::digest(header).into();
     let generation = app.server.credentials_generation();
     if let Some(jid) = app.auth_cache.get(&key, generation) {
@@ -102,17 +182,9 @@ async fn authenticate(app: &Arc<App>, header: &[u8]) -> Result<BareJid, ApiError
     }
     let (user, password) = parse_basic(header)?;
     let Ok(jid) = app.server.resolve_user(&user) else { return Err(ApiError::AuthenticationFailed) };
-    let server = app.server.clone();
-    let checked = jid.clone();
-    let verified = tokio::task::spawn_blocking(move || server.verify_password(&checked, &password))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|error| {
-            tracing::error!(%error, "cannot verify credentials");
-            ApiError::Internal
-        })?;
+    let verified = app.verify_password(&jid, password).await?;
     if !verified {
-        tracing::info!(%jid, "refused: authentication failure");
+        tracing::info!(%jid, %client, "refused: authentication failure");
         return Err(ApiError::AuthenticationFailed);
     }
     app.auth_cache.insert(key, jid.clone(), generation);

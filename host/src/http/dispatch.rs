@@ -1,5 +1,6 @@
-//! Turns an authenticated HTTP request into a plugin `request`, calls the plugin that owns the
-//! route in the current snapshot, and turns its `response` back into HTTP.
+//! Turns an authenticated HTTP request into a plugin `request`: looks the route up in the current
+//! snapshot, checks the access rules for it, calls the plugin, turns its `response` back into
+//! HTTP and audits mutating calls.
 
 use std::sync::Arc;
 
@@ -9,27 +10,80 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::response::Response;
 
-use super::App;
+use super::access::RequestContext;
 use super::error::ApiError;
-use crate::plugins::registry::Lookup;
+use super::{App, Transport};
+use crate::access::policy::{Command, Identity};
+use crate::config::Dialect;
+use crate::plugins::registry::{Lookup, method_name};
 use crate::plugins::{Caller, Method, Request as PluginRequest, Response as PluginResponse};
 
 /// Headers a plugin never sees: credentials are the host's business.
 const HIDDEN_HEADERS: [HeaderName; 2] = [header::AUTHORIZATION, header::COOKIE];
 
-pub async fn dispatch(
+pub async fn admin_rest(
     State(app): State<Arc<App>>,
-    Extension(caller): Extension<Caller>,
+    Extension(identity): Extension<Identity>,
     request: Request,
-) -> Result<Response, ApiError> {
-    let method = plugin_method(request.method()).ok_or(ApiError::WrongMethod)?;
-    let path = request.uri().path().strip_prefix(app.config.http.base.as_str()).unwrap_or_default();
-    let table = app.plugins.routes();
-    let (plugin, template, params) = match table.lookup(method, path) {
-        Lookup::Found { plugin, template, params } => (plugin.clone(), template.to_owned(), params),
-        Lookup::WrongMethod => return Err(ApiError::WrongMethod),
-        Lookup::NotFound => return Err(ApiError::UnknownPath),
+) -> Response {
+    dispatch(app, Dialect::AdminRest, identity, request).await
+}
+
+pub async fn api(
+    State(app): State<Arc<App>>,
+    Extension(identity): Extension<Identity>,
+    request: Request,
+) -> Response {
+    dispatch(app, Dialect::Api, identity, request).await
+}
+
+/// Looks the route up, checks the access rules for it, calls the plugin and, for a mutating
+/// route, writes the audit record before the answer leaves.
+async fn dispatch(app: Arc<App>, dialect: Dialect, identity: Identity, request: Request) -> Response {
+    let Some(context) = request.extensions().get::<RequestContext>().copied() else {
+        return ApiError::Internal.answer(dialect);
     };
+    let (answer, audit) = call(&app, dialect, &identity, context, request).await;
+    let status = match &answer {
+        Ok(response) => response.status(),
+        Err(error) => error.status(),
+    };
+    if let Some(command) = audit {
+        app.audit(dialect, &identity, context.client, command, status.as_u16()).await;
+    }
+    answer.unwrap_or_else(|error| error.answer(dialect))
+}
+
+/// The answer, and the command to audit if the route mutates.
+async fn call(
+    app: &Arc<App>,
+    dialect: Dialect,
+    identity: &Identity,
+    context: RequestContext,
+    request: Request,
+) -> (Result<Response, ApiError>, Option<String>) {
+    let Some(method) = plugin_method(request.method()) else { return (Err(ApiError::WrongMethod), None) };
+    let base = match dialect {
+        Dialect::AdminRest => app.config.http.base.as_str(),
+        Dialect::Api => app.config.http.api_base.as_str(),
+    };
+    let path = request.uri().path().strip_prefix(base).unwrap_or_default().to_owned();
+    let table = app.plugins.routes();
+    let (plugin, template, params, mutates) = match table.lookup(dialect, method, &path) {
+        Lookup::Found { plugin, template, params, mutates } => {
+            (plugin.clone(), template.to_owned(), params, mutates)
+        }
+        Lookup::WrongMethod => return (Err(ApiError::WrongMethod), None),
+        Lookup::NotFound => return (Err(ApiError::UnknownPath), None),
+    };
+    let command = Command { dialect, method: method_name(method), template: &template };
+    let audited = mutates.then(|| format!("{} {path}", method_name(method)));
+    if app.policy.allowing(identity, command).is_none() {
+        tracing::info!(account = ?identity.account, client = %identity.ip, %template, "refused by the access rules");
+        let error =
+            if identity.account.is_none() { ApiError::MissingAuthorization } else { ApiError::Forbidden };
+        return (Err(error), audited);
+    }
     let query = request
         .uri()
         .query()
@@ -43,13 +97,24 @@ pub async fn dispatch(
             (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
         })
         .collect();
-    let path = path.to_owned();
-    let body = read_body(request.into_body(), app.config.http.max_body).await?;
+    let body = match read_body(request.into_body(), app.config.http.max_body).await {
+        Ok(body) => body,
+        Err(error) => return (Err(error), audited),
+    };
+    let caller = Caller {
+        jid: identity.account.clone().unwrap_or_default(),
+        ip: context.client.to_string(),
+        port: context.peer.addr.port(),
+        secure: context.peer.transport == Transport::Tls,
+    };
     let plugin_request =
         PluginRequest { method, path, route: template, params, query, headers, body, caller };
     let name = plugin.name.to_string();
-    let answer = app.plugins.call(plugin, plugin_request).await?;
-    into_http(&name, answer)
+    let answer = match app.plugins.call(plugin, plugin_request).await {
+        Ok(answer) => into_http(&name, answer),
+        Err(error) => Err(error.into()),
+    };
+    (answer, audited)
 }
 
 fn plugin_method(method: &HttpMethod) -> Option<Method> {

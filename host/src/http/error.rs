@@ -1,11 +1,13 @@
-//! The one place where failures become HTTP answers: a status and a JSON body `{"result": text}`.
-//! Nothing on the request path answers with HTML or an empty 5xx.
+//! The one place where failures become HTTP answers: a status and a JSON body in the shape of the
+//! request's dialect (`{"result": text}` for mod_admin_rest, `{"status":"error","code":N,
+//! "message":text}` for ejabberd). Nothing on the request path answers with HTML or an empty 5xx.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::config::Dialect;
 use crate::plugins::CallError;
 
 /// Every way a request can fail before, around or instead of the plugin's own answer.
@@ -23,6 +25,12 @@ pub enum ApiError {
     AuthenticationFailed,
     #[error("User must be an administrator")]
     NotAdmin,
+    #[error("Not allowed to call this command")]
+    Forbidden,
+    #[error("Oauth Token is invalid or expired.")]
+    InvalidToken,
+    #[error("Too many failed authentications from this address; retry in {} s", .0.as_secs().max(1))]
+    TooManyFailures(std::time::Duration),
     #[error("Invalid request path")]
     UnknownPath,
     #[error("Invalid request method")]
@@ -42,8 +50,14 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::AddressNotAllowed | ApiError::NotAdmin | ApiError::TlsRequired => StatusCode::FORBIDDEN,
-            ApiError::MissingAuthorization | ApiError::AuthenticationFailed => StatusCode::UNAUTHORIZED,
+            ApiError::AddressNotAllowed
+            | ApiError::NotAdmin
+            | ApiError::TlsRequired
+            | ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::MissingAuthorization | ApiError::AuthenticationFailed | ApiError::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::MalformedAuthorization | ApiError::BodyUnreadable => StatusCode::BAD_REQUEST,
             ApiError::UnknownPath => StatusCode::NOT_FOUND,
             ApiError::WrongMethod => StatusCode::METHOD_NOT_ALLOWED,
@@ -58,16 +72,88 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status(), Json(json!({ "result": self.to_string() }))).into_response();
-        if matches!(self, ApiError::MissingAuthorization | ApiError::AuthenticationFailed) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"plughost\", charset=\"UTF-8\""),
-            );
+impl ApiError {
+    /// ejabberd's error code for this failure (its `mod_http_api` uses 10 for authentication,
+    /// 32 for access rules, 40 for the request itself).
+    fn ejabberd_code(&self) -> u16 {
+        match self {
+            ApiError::MissingAuthorization
+            | ApiError::MalformedAuthorization
+            | ApiError::AuthenticationFailed
+            | ApiError::InvalidToken
+            | ApiError::TooManyFailures(_) => 10,
+            ApiError::AddressNotAllowed
+            | ApiError::TlsRequired
+            | ApiError::NotAdmin
+            | ApiError::Forbidden => 32,
+            ApiError::UnknownPath
+            | ApiError::WrongMethod
+            | ApiError::BodyTooLarge(_)
+            | ApiError::BodyUnreadable => 40,
+            ApiError::Plugin(_) | ApiError::InvalidPluginStatus { .. } | ApiError::Internal => 50,
+        }
+    }
+
+    fn message(&self, dialect: Dialect) -> String {
+        match (dialect, self) {
+            (Dialect::Api, ApiError::AuthenticationFailed | ApiError::MissingAuthorization) => {
+                "You are not authorized to call this command.".into()
+            }
+            (Dialect::Api, ApiError::NotAdmin | ApiError::Forbidden) => {
+                "AccessRules: Account does not have the right to perform the operation.".into()
+            }
+            (Dialect::Api, ApiError::UnknownPath) => "Endpoint not found.".into(),
+            _ => self.to_string(),
+        }
+    }
+
+    /// The answer in `dialect`'s shape.
+    pub fn answer(self, dialect: Dialect) -> Response {
+        let body = match dialect {
+            Dialect::AdminRest => json!({ "result": self.message(dialect) }),
+            Dialect::Api => {
+                json!({ "status": "error", "code": self.ejabberd_code(), "message": self.message(dialect) })
+            }
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            ApiError::MissingAuthorization | ApiError::AuthenticationFailed => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"plughost\", charset=\"UTF-8\""),
+                );
+            }
+            ApiError::InvalidToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            ApiError::TooManyFailures(wait) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+            }
+            _ => {}
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.answer(Dialect::AdminRest)
+    }
+}
+
+/// A failure of a request to one dialect's routes.
+pub struct Failure {
+    pub dialect: Dialect,
+    pub error: ApiError,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        self.error.answer(self.dialect)
     }
 }
 

@@ -1,26 +1,38 @@
-//! The admin HTTP API: axum router, access layer, dispatch to plugins, and the one mapping of
-//! errors to JSON answers. It knows routes only through the plugin registry's snapshot.
+//! The admin HTTP APIs (the mod_admin_rest and ejabberd dialects, plus the OAuth token endpoint):
+//! axum router, access layer, dispatch to plugins, audit, and the one mapping of errors to JSON
+//! answers. It knows routes only through the plugin registry's snapshot.
 
 mod access;
 mod dispatch;
 pub mod error;
 mod listeners;
+mod oauth;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::any;
+use axum::routing::{any, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use listeners::{Peer, TlsListener, Transport};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use jid::BareJid;
+
+use crate::access::limiter::FailureLimiter;
+use crate::access::policy::{Identity, Policy};
+use crate::access::tokens::Tokens;
+use crate::config::{Config, Dialect};
 use crate::plugins::Plugins;
+use crate::store::{AuditRecord, Db};
 use crate::whitelist::Whitelist;
 use crate::xmpp::Server;
+use error::ApiError;
 
 /// What every handler shares.
 pub struct App {
@@ -28,6 +40,10 @@ pub struct App {
     pub server: Server,
     pub plugins: Arc<Plugins>,
     pub whitelist: Arc<Whitelist>,
+    pub tokens: Arc<Tokens>,
+    pub db: Arc<Db>,
+    policy: Policy,
+    limiter: FailureLimiter,
     auth_cache: access::AuthCache,
 }
 
@@ -37,8 +53,65 @@ impl App {
         server: Server,
         plugins: Arc<Plugins>,
         whitelist: Arc<Whitelist>,
+        tokens: Arc<Tokens>,
+        db: Arc<Db>,
     ) -> Arc<App> {
-        Arc::new(App { config, server, plugins, whitelist, auth_cache: access::AuthCache::default() })
+        let policy = Policy::new(config.access.rules.clone(), config.admins.clone());
+        let limiter = FailureLimiter::new(
+            config.access.max_auth_failures,
+            Duration::from_secs(config.access.lockout_s),
+        );
+        Arc::new(App {
+            config,
+            server,
+            plugins,
+            whitelist,
+            tokens,
+            db,
+            policy,
+            limiter,
+            auth_cache: access::AuthCache::default(),
+        })
+    }
+
+    /// Checks a password off the async workers (it costs a key derivation).
+    async fn verify_password(&self, jid: &BareJid, password: String) -> Result<bool, ApiError> {
+        let (server, jid) = (self.server.clone(), jid.clone());
+        tokio::task::spawn_blocking(move || server.verify_password(&jid, &password))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|error| {
+                tracing::error!(%error, "cannot verify credentials");
+                ApiError::Internal
+            })
+    }
+
+    /// Writes one audit record, durably, before the answer leaves. A failure to write is logged
+    /// rather than turned into a failed call: the change itself has happened.
+    async fn audit(
+        &self,
+        dialect: Dialect,
+        identity: &Identity,
+        client: IpAddr,
+        command: String,
+        status: u16,
+    ) {
+        let record = AuditRecord {
+            id: 0,
+            at: crate::access::tokens::now() as i64,
+            who: identity.account.clone().unwrap_or_default(),
+            ip: client.to_string(),
+            dialect: dialect.name().to_owned(),
+            command,
+            status,
+        };
+        tracing::info!(who = %record.who, ip = %record.ip, dialect = %record.dialect, command = %record.command, status, "audit");
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || db.append_audit(&record)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot write the audit record"),
+            Err(error) => tracing::error!(%error, "cannot write the audit record"),
+        }
     }
 }
 
@@ -74,19 +147,27 @@ pub async fn serve(
     }
 }
 
-/// The whole HTTP surface. Every path below `http.base` is authenticated and dispatched to the
-/// plugin that declares it; everything else is `404 Invalid request path`.
+/// The whole HTTP surface: each dialect's routes (authenticated, then dispatched to the plugin
+/// that declares them), the OAuth token endpoint, and `404 Invalid request path` for the rest.
 pub fn router(app: Arc<App>) -> Router {
     let base = app.config.http.base.clone();
-    let api = Router::new().route(&format!("{base}/{{*path}}"), any(dispatch::dispatch));
+    let api_base = app.config.http.api_base.clone();
+    let admin_rest = Router::new()
+        .route(&base, any(dispatch::admin_rest))
+        .route(&format!("{base}/{{*path}}"), any(dispatch::admin_rest));
     #[cfg(feature = "bench-native")]
-    let api = api.route(&format!("{base}/native/ping"), axum::routing::get(native_ping));
-    let api = api.route_layer(from_fn_with_state(app.clone(), access::require_admin));
+    let admin_rest = admin_rest.route(&format!("{base}/native/ping"), axum::routing::get(native_ping));
+    let api = Router::new()
+        .route(&api_base, any(dispatch::api))
+        .route(&format!("{api_base}/{{*path}}"), any(dispatch::api));
+    let dialects = admin_rest.merge(api).route_layer(from_fn_with_state(app.clone(), access::authenticate));
     Router::new()
-        .merge(api)
+        .merge(dialects)
+        .route(oauth::TOKEN_PATH, post(oauth::token))
         .fallback(|| async { error::ApiError::UnknownPath })
         .layer(from_fn_with_state(app.clone(), access::require_tls))
         .layer(from_fn_with_state(app.clone(), access::whitelist))
+        .layer(from_fn_with_state(app.clone(), access::context))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(app)
 }

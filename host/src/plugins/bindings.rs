@@ -11,5 +11,7 @@ mod generated {
     });
 }
 
-pub use generated::plughost::admin::{access, accounts, log, messaging, modules, roster, sessions, types};
+pub use generated::plughost::admin::{
+    access, accounts, audit, log, messaging, modules, roster, sessions, status, tokens, types,
+};
 pub use generated::{HostProvides, HostProvidesPre};

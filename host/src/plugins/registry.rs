@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::PluginState;
 use super::bindings::HostProvidesPre;
-use super::bindings::types::{Manifest, Method};
-use crate::config::PluginPolicy;
+use super::bindings::types::{self, Manifest, Method};
+use crate::config::{Dialect, PluginPolicy};
 
 /// One loaded version of one plugin.
 pub struct LoadedPlugin {
@@ -31,17 +31,32 @@ pub enum RouteConflict {
     Invalid { path: String, reason: String },
 }
 
-/// The routes of one path template, by method.
+/// The routes of one path template, by method, with whether each mutates.
 struct PathRoutes {
     template: String,
-    methods: Vec<(Method, Arc<LoadedPlugin>)>,
+    methods: Vec<(Method, Arc<LoadedPlugin>, bool)>,
 }
 
 /// What a request path and method resolve to.
 pub enum Lookup<'a> {
-    Found { plugin: &'a Arc<LoadedPlugin>, template: &'a str, params: Vec<(String, String)> },
+    Found { plugin: &'a Arc<LoadedPlugin>, template: &'a str, params: Vec<(String, String)>, mutates: bool },
     WrongMethod,
     NotFound,
+}
+
+impl LoadedPlugin {
+    pub fn dialect(&self) -> Dialect {
+        match self.manifest.dialect {
+            types::Dialect::AdminRest => Dialect::AdminRest,
+            types::Dialect::Api => Dialect::Api,
+        }
+    }
+}
+
+/// The key of a route in the one router: the dialect's name, then the template, so that each
+/// dialect has its own namespace.
+fn keyed(dialect: Dialect, path: &str) -> String {
+    format!("/{}{path}", dialect.name())
 }
 
 #[derive(Default)]
@@ -68,41 +83,46 @@ impl RouteTable {
         let mut table = RouteTable::default();
         let mut index_of: BTreeMap<String, usize> = BTreeMap::new();
         for plugin in plugins {
+            let dialect = plugin.dialect();
             for route in &plugin.manifest.routes {
-                let index = match index_of.get(&route.path) {
+                let key = keyed(dialect, &route.path);
+                let index = match index_of.get(&key) {
                     Some(&index) => index,
                     None => {
                         validate_template(&route.path)?;
                         let index = table.paths.len();
-                        table.router.insert(route.path.clone(), index).map_err(|error| {
-                            RouteConflict::Invalid { path: route.path.clone(), reason: error.to_string() }
+                        table.router.insert(key.clone(), index).map_err(|error| RouteConflict::Invalid {
+                            path: route.path.clone(),
+                            reason: error.to_string(),
                         })?;
                         table.paths.push(PathRoutes { template: route.path.clone(), methods: Vec::new() });
-                        index_of.insert(route.path.clone(), index);
+                        index_of.insert(key, index);
                         index
                     }
                 };
                 let methods = &mut table.paths[index].methods;
-                if let Some((_, owner)) = methods.iter().find(|(method, _)| *method == route.method) {
+                if let Some((_, owner, _)) = methods.iter().find(|(method, _, _)| *method == route.method) {
                     return Err(RouteConflict::Taken {
                         method: method_name(route.method),
                         path: route.path.clone(),
                         owner: owner.name.clone(),
                     });
                 }
-                methods.push((route.method, plugin.clone()));
+                methods.push((route.method, plugin.clone(), route.mutates));
             }
             table.plugins.insert(plugin.name.clone(), plugin);
         }
         Ok(table)
     }
 
-    /// Resolves a path below the API base, still percent-encoded. Parameters are percent-decoded;
-    /// a parameter that is not UTF-8 once decoded makes the path unknown.
-    pub fn lookup(&self, method: Method, path: &str) -> Lookup<'_> {
-        let Ok(matched) = self.router.at(path) else { return Lookup::NotFound };
+    /// Resolves a path below the base of `dialect`, still percent-encoded. Parameters are
+    /// percent-decoded; a parameter that is not UTF-8 once decoded makes the path unknown.
+    pub fn lookup(&self, dialect: Dialect, method: Method, path: &str) -> Lookup<'_> {
+        let key = keyed(dialect, path);
+        let Ok(matched) = self.router.at(&key) else { return Lookup::NotFound };
         let routes = &self.paths[*matched.value];
-        let Some((_, plugin)) = routes.methods.iter().find(|(candidate, _)| *candidate == method) else {
+        let Some((_, plugin, mutates)) = routes.methods.iter().find(|(candidate, _, _)| *candidate == method)
+        else {
             return Lookup::WrongMethod;
         };
         let mut params = Vec::new();
@@ -112,7 +132,7 @@ impl RouteTable {
             };
             params.push((key.to_owned(), value.into_owned()));
         }
-        Lookup::Found { plugin, template: &routes.template, params }
+        Lookup::Found { plugin, template: &routes.template, params, mutates: *mutates }
     }
 
     pub fn plugin(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {

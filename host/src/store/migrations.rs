@@ -53,6 +53,25 @@ const MIGRATIONS: &[&str] = &[
         configured TEXT NOT NULL,
         entries TEXT
      );",
+    // 4: bearer tokens (only a hash of each secret) and the audit log of mutating admin calls.
+    "CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        jid TEXT NOT NULL,
+        secret_hash BLOB NOT NULL,
+        scopes TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0
+     ) WITHOUT ROWID;
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at INTEGER NOT NULL,
+        who TEXT NOT NULL,
+        ip TEXT NOT NULL,
+        dialect TEXT NOT NULL,
+        command TEXT NOT NULL,
+        status INTEGER NOT NULL
+     );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

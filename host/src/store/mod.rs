@@ -1,5 +1,5 @@
 //! SQLite storage in `data_dir`: accounts with their SCRAM credentials, rosters, the offline
-//! queue and the admin API's whitelist. It owns the schema and its migrations and knows nothing of
+//! queue, the admin API's whitelist, bearer tokens (hashed) and the audit log. It owns the schema and its migrations and knows nothing of
 //! XMPP semantics, HTTP or wasm: callers pass already-normalised JIDs.
 //!
 //! One connection behind a std `Mutex`: every statement is short, callers are already on blocking
@@ -7,17 +7,21 @@
 //! WAL with `synchronous = FULL` makes every acknowledged write durable before it is acknowledged.
 
 mod accounts;
+mod audit;
 mod migrations;
 mod offline;
 mod roster;
+mod tokens;
 mod whitelist;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 pub use accounts::{Credential, Mechanism};
+pub use audit::AuditRecord;
 pub use offline::OfflineMessage;
 pub use roster::{Ask, RosterItem, Subscription};
+pub use tokens::StoredToken;
 pub use whitelist::StoredWhitelist;
 
 /// Errors of the storage layer. The text names what failed, for logs.

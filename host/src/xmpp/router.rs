@@ -95,6 +95,57 @@ impl Server {
             .count()
     }
 
+    /// A stanza handed in by an administrator (ejabberd's `send_message` and `send_stanza`):
+    /// stamped with `from` (any JID) and `to` (an account of this server), then routed as a
+    /// client's would be. A message to an unbound full JID goes to the bare JID (RFC 6121
+    /// §8.5.3.2.1); presence reaches the available resources; an iq needs a bound full JID.
+    pub fn deliver_as(&self, from: Jid, to: Jid, stanza: Stanza) -> Result<Delivery, AccountError> {
+        let account = to.to_bare();
+        if !self.serves(account.domain().as_str()) || !self.account_exists(&account)? {
+            return Err(AccountError::NotFound(account));
+        }
+        let full = to.try_as_full().ok().cloned();
+        let stanza = match stanza {
+            Stanza::Message(mut message) => {
+                message.from = Some(from);
+                message.to = Some(to);
+                if let Some(full) = &full
+                    && self.sessions().send_to_full(full, Stanza::Message(message.clone()))
+                {
+                    return Ok(Delivery::Delivered(1));
+                }
+                return self.deliver_to_bare(&account, message);
+            }
+            Stanza::Presence(mut presence) => {
+                presence.from = Some(from);
+                presence.to = Some(to);
+                if full.is_none() {
+                    let delivered = self
+                        .sessions()
+                        .available_of(&account)
+                        .iter()
+                        .filter(|(_, outbox)| {
+                            outbox.send(Outbound::Stanza(Stanza::Presence(presence.clone()))).is_ok()
+                        })
+                        .count();
+                    return Ok(if delivered == 0 {
+                        Delivery::Dropped
+                    } else {
+                        Delivery::Delivered(delivered)
+                    });
+                }
+                Stanza::Presence(presence)
+            }
+            Stanza::Iq(mut iq) => {
+                *iq.from_mut() = Some(from);
+                *iq.to_mut() = Some(to);
+                Stanza::Iq(iq)
+            }
+        };
+        let delivered = full.is_some_and(|full| self.sessions().send_to_full(&full, stanza));
+        Ok(if delivered { Delivery::Delivered(1) } else { Delivery::Dropped })
+    }
+
     /// Sends the error reply to a stanza back to the session that sent it.
     pub(super) fn bounce(&self, sender: &FullJid, stanza: Stanza, condition: DefinedCondition) {
         if let Some(reply) = stanzas::error_reply(stanza, condition) {

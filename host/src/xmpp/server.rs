@@ -77,6 +77,14 @@ impl Server {
         &self.inner.db
     }
 
+    /// Kicks the session of `jid` bound to `resource`, or all of them, with a `policy-violation`
+    /// stream error saying `reason`. Returns how many were kicked.
+    pub fn kick(&self, jid: &BareJid, resource: Option<&str>, reason: &str) -> usize {
+        let kicked = self.inner.sessions.close_matching(jid, resource, CloseReason::Kicked(reason.into()));
+        tracing::info!(%jid, ?resource, kicked, reason, "sessions kicked");
+        kicked
+    }
+
     pub fn credentials_generation(&self) -> u64 {
         self.inner.credentials_generation.load(Ordering::Acquire)
     }
@@ -133,6 +141,8 @@ impl Server {
         if !self.inner.db.delete_account(domain, node)? {
             return Err(AccountError::NotFound(jid.clone()));
         }
+        // Its tokens would otherwise come back to life with a new account of the same name.
+        self.inner.db.delete_tokens_of(jid.as_str())?;
         self.inner.credentials_generation.fetch_add(1, Ordering::AcqRel);
         let closed = self.inner.sessions.close_all(jid, CloseReason::AccountDeleted);
         tracing::info!(%jid, closed_sessions = closed, "account deleted");

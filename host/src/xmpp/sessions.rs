@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::RwLock;
 
 use jid::{BareJid, FullJid};
@@ -38,12 +39,14 @@ pub struct SessionInfo {
 }
 
 /// Why the server ends a session; the connection turns it into a stream error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
     AccountDeleted,
     PasswordChanged,
     /// Another connection bound the same resource (RFC 6120 §7.7.2.2).
     Replaced,
+    /// An administrator kicked it, saying why.
+    Kicked(Arc<str>),
 }
 
 /// What a connection task is asked to do.
@@ -236,9 +239,19 @@ impl Sessions {
 
     /// Asks every session of `account` to close. Returns how many were asked.
     pub fn close_all(&self, account: &BareJid, reason: CloseReason) -> usize {
+        self.close_matching(account, None, reason)
+    }
+
+    /// Asks the session of `account` bound to `resource` (or every one when `None`) to close.
+    /// Returns how many were asked.
+    pub fn close_matching(&self, account: &BareJid, resource: Option<&str>, reason: CloseReason) -> usize {
         let map = self.read();
         map.get(account).map_or(0, |sessions| {
-            sessions.iter().filter(|session| session.outbox.send(Outbound::Close(reason)).is_ok()).count()
+            sessions
+                .iter()
+                .filter(|session| resource.is_none_or(|resource| session.info.resource == resource))
+                .filter(|session| session.outbox.send(Outbound::Close(reason.clone())).is_ok())
+                .count()
         })
     }
 }

@@ -30,6 +30,11 @@ impl Host for PluginState {
             .and_then(|jid| Ok(self.services.server.delete_account(&jid)?)))
     }
 
+    fn verify_password(&mut self, jid: String, password: String) -> wasmtime::Result<Result<bool, Error>> {
+        Ok(account(&self.services.server, &jid)
+            .and_then(|jid| Ok(self.services.server.verify_password(&jid, &password)?)))
+    }
+
     fn set_password(&mut self, jid: String, password: String) -> wasmtime::Result<Result<(), Error>> {
         Ok(account(&self.services.server, &jid)
             .and_then(|jid| Ok(self.services.server.set_password(&jid, &password)?)))

@@ -4,11 +4,14 @@
 
 mod access;
 mod accounts;
+mod audit;
 mod log;
 mod messaging;
 mod modules;
 mod roster;
 mod sessions;
+mod status;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -19,7 +22,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::Plugins;
 use super::bindings::types;
+use std::time::Instant;
+
+use crate::access::tokens::Tokens;
 use crate::config::MessagesConfig;
+use crate::store::Db;
 use crate::whitelist::Whitelist;
 use crate::xmpp::{AccountError, Server};
 
@@ -30,7 +37,11 @@ const STDERR_CAPTURE: usize = 8 << 10;
 pub struct Services {
     pub server: Server,
     pub whitelist: Arc<Whitelist>,
+    pub tokens: Arc<Tokens>,
+    /// For the audit log.
+    pub db: Arc<Db>,
     pub messages: MessagesConfig,
+    pub started: Instant,
 }
 
 /// The data of one call's `Store`: created fresh for each call and dropped after it.

@@ -69,7 +69,11 @@ fn info(status: ModuleStatus) -> ModuleInfo {
                     .manifest
                     .routes
                     .iter()
-                    .map(|route| Route { method: route.method, path: route.path.clone() })
+                    .map(|route| Route {
+                        method: route.method,
+                        path: route.path.clone(),
+                        mutates: route.mutates,
+                    })
                     .collect()
             })
             .unwrap_or_default(),

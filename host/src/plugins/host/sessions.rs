@@ -20,6 +20,18 @@ impl Host for PluginState {
     fn count_accounts(&mut self) -> wasmtime::Result<u64> {
         Ok(self.services.server.sessions().count_accounts() as u64)
     }
+
+    fn kick(
+        &mut self,
+        jid: String,
+        resource: Option<String>,
+        reason: Option<String>,
+    ) -> wasmtime::Result<u32> {
+        let Ok(account) = self.services.server.resolve_user(&jid) else { return Ok(0) };
+        let reason = reason.filter(|reason| !reason.is_empty());
+        let reason = reason.as_deref().unwrap_or("Kicked by an administrator");
+        Ok(self.services.server.kick(&account, resource.as_deref(), reason) as u32)
+    }
 }
 
 fn session(info: SessionInfo) -> Session {

@@ -394,12 +394,17 @@ impl Connection<'_> {
                         }
                     }
                     Some(Outbound::Close(reason)) => {
-                        let condition = match reason {
-                            CloseReason::AccountDeleted => StreamCondition::NotAuthorized,
-                            CloseReason::PasswordChanged => StreamCondition::Reset,
-                            CloseReason::Replaced => StreamCondition::Conflict,
+                        let error = match &reason {
+                            CloseReason::AccountDeleted => stream_error(StreamCondition::NotAuthorized),
+                            CloseReason::PasswordChanged => stream_error(StreamCondition::Reset),
+                            CloseReason::Replaced => stream_error(StreamCondition::Conflict),
+                            CloseReason::Kicked(text) => {
+                                let mut error = stream_error(StreamCondition::PolicyViolation);
+                                error.texts.insert(Default::default(), text.to_string());
+                                error
+                            }
                         };
-                        self.close(&mut stream, condition).await;
+                        self.close_with(&mut stream, &error).await;
                         break format!("closed by the server: {reason:?}");
                     }
                     None => break "session queue closed".into(),
@@ -485,7 +490,11 @@ impl Connection<'_> {
 
     /// Sends a stream error and the closing tag; the connection ends after it.
     async fn close(&self, stream: &mut Stream, condition: StreamCondition) {
-        let _ = stream.send(&stream_error(condition)).await;
+        self.close_with(stream, &stream_error(condition)).await;
+    }
+
+    async fn close_with(&self, stream: &mut Stream, error: &StreamError) {
+        let _ = stream.send(error).await;
         let _ = SinkExt::<&Stanza>::close(stream).await;
     }
 }
