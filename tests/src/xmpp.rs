@@ -187,6 +187,18 @@ impl TestHost {
         assert_eq!(status, 201, "creating {name}: {body}");
     }
 
+    /// Creates `name` with the conventional test password [`password_of`] for each name.
+    pub async fn create_users(&self, names: &[&str]) {
+        for name in names {
+            self.create_user(name, &password_of(name)).await;
+        }
+    }
+
+    /// [`TestHost::online`] for an account made by [`TestHost::create_users`].
+    pub async fn user_online(&self, name: &str, resource: &str) -> XmppClient {
+        self.online(name, &password_of(name), resource).await
+    }
+
     /// Logs `name` in over STARTTLS with SCRAM as `resource` and waits until it is bound. Sends no
     /// presence: see [`TestHost::online`].
     pub async fn xmpp_client(&self, name: &str, password: &str, resource: &str) -> XmppClient {
@@ -839,4 +851,9 @@ impl RawConn {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+/// The password the tests give account `name`: `pw-name`.
+pub fn password_of(name: &str) -> String {
+    format!("pw-{name}")
 }

@@ -30,18 +30,8 @@ fn with_prefixes() -> Builder {
 /// Starts `builder` and creates `name` (password `pw-name`) for each name.
 async fn host_with(builder: Builder, names: &[&str]) -> TestHost {
     let host = builder.start().await;
-    for name in names {
-        host.create_user(name, &password(name)).await;
-    }
+    host.create_users(names).await;
     host
-}
-
-fn password(name: &str) -> String {
-    format!("pw-{name}")
-}
-
-async fn online(host: &TestHost, name: &str, resource: &str) -> XmppClient {
-    host.online(name, &password(name), resource).await
 }
 
 fn error(status: u16, text: &str) -> (u16, Value) {
@@ -103,8 +93,8 @@ async fn nothing_before_marker(host: &TestHost, name: &str, client: &mut XmppCli
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_reaches_every_resource_with_the_prefix() {
     let host = host_with(with_prefixes(), &["alice"]).await;
-    let mut desk = online(&host, "alice", "desk").await;
-    let mut phone = online(&host, "alice", "phone").await;
+    let mut desk = host.user_online("alice", "desk").await;
+    let mut phone = host.user_online("alice", "phone").await;
 
     let sent = (200, json!({"result": "Message sent to user: alice@localhost"}));
     assert_eq!(send_to(&host, "Alice", json!({"message": "hello"})).await, sent);
@@ -152,7 +142,7 @@ async fn an_offline_user_gets_the_message_at_login_and_headlines_are_dropped() {
     );
     assert_eq!(send_to(&host, "bob", json!({"message": "chat later", "type": "chat"})).await.0, 202);
 
-    let mut bob = online(&host, "bob", "laptop").await;
+    let mut bob = host.user_online("bob", "laptop").await;
     let first = expect_from_server(&mut bob, MessageType::Normal, "[to you] while you were away").await;
     assert_eq!(subject(&first), Some("Note"));
     let stamp = delay_stamp(&first);
@@ -166,7 +156,7 @@ async fn an_offline_user_gets_the_message_at_login_and_headlines_are_dropped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prefixes_are_empty_by_default() {
     let host = host_with(TestHost::builder().with_plugin("message"), &["alice"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     assert_eq!(send_to(&host, "alice", json!({"message": "as is"})).await.0, 200);
     expect_from_server(&mut alice, MessageType::Normal, "as is").await;
     assert_eq!(host.post("/broadcast", json!({"message": "to all, as is"})).await.0, 200);
@@ -178,7 +168,7 @@ async fn prefixes_are_empty_by_default() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_single_messages_send_nothing() {
     let host = host_with(with_prefixes(), &["alice"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     let malformed = error(400, MALFORMED_BODY);
     for body in [
         json!({}),
@@ -215,8 +205,8 @@ async fn bad_single_messages_send_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn multicast_in_both_shapes() {
     let host = host_with(with_prefixes(), &["alice", "bob", "carol"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut carol = online(&host, "carol", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut carol = host.user_online("carol", "desk").await;
 
     // mod_admin_rest's shape; unknown and malformed recipients are skipped.
     let recipients = json!({"recipients": [
@@ -254,7 +244,7 @@ async fn multicast_in_both_shapes() {
     }
 
     // Bob gets the two queued ones at login, in order, delayed; not the headline.
-    let mut bob = online(&host, "bob", "laptop").await;
+    let mut bob = host.user_online("bob", "laptop").await;
     let two = expect_from_server(&mut bob, MessageType::Chat, "[to some] two").await;
     delay_stamp(&two);
     let five = expect_from_server(&mut bob, MessageType::Normal, "[to some] five").await;
@@ -267,7 +257,7 @@ async fn multicast_in_both_shapes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_multicast_sends_nothing() {
     let host = host_with(with_prefixes(), &["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     let ok = json!({"to": "alice", "message": "must not arrive"});
     let malformed = error(400, MALFORMED_BODY);
     for body in [
@@ -303,16 +293,16 @@ async fn a_malformed_multicast_sends_nothing() {
     nothing_before_marker(&host, "alice", &mut alice).await;
     // Nothing was queued for bob either.
     assert_eq!(send_to(&host, "bob", json!({"message": "queued marker"})).await.0, 202);
-    let mut bob = online(&host, "bob", "desk").await;
+    let mut bob = host.user_online("bob", "desk").await;
     expect_from_server(&mut bob, MessageType::Normal, "[to you] queued marker").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broadcast_reaches_every_connected_resource() {
     let host = host_with(with_prefixes(), &["alice", "bob", "carol"]).await;
-    let mut alice_desk = online(&host, "alice", "desk").await;
-    let mut alice_phone = online(&host, "alice", "phone").await;
-    let mut bob = online(&host, "bob", "desk").await;
+    let mut alice_desk = host.user_online("alice", "desk").await;
+    let mut alice_phone = host.user_online("alice", "phone").await;
+    let mut bob = host.user_online("bob", "desk").await;
 
     // Two accounts, three resources.
     assert_eq!(
@@ -331,7 +321,7 @@ async fn a_broadcast_reaches_every_connected_resource() {
 
     // Carol was offline: she does not get it later.
     assert_eq!(send_to(&host, "carol", json!({"message": "queued marker"})).await.0, 202);
-    let mut carol = online(&host, "carol", "desk").await;
+    let mut carol = host.user_online("carol", "desk").await;
     expect_from_server(&mut carol, MessageType::Normal, "[to you] queued marker").await;
 }
 
@@ -343,7 +333,7 @@ async fn bad_broadcasts_send_nothing() {
         host.post("/broadcast", json!({"message": "void"})).await,
         (200, json!({"result": {"count": 0}}))
     );
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
 
     let malformed = error(400, MALFORMED_BODY);
     for body in [

@@ -17,18 +17,8 @@ const MALFORMED_BODY: &str = "Body does not exist or is malformed";
 /// A server with the roster plugin and accounts `name` (password `pw-name`) for each name.
 async fn host_with(names: &[&str]) -> TestHost {
     let host = TestHost::builder().with_plugin("roster").start().await;
-    for name in names {
-        host.create_user(name, &password(name)).await;
-    }
+    host.create_users(names).await;
     host
-}
-
-fn password(name: &str) -> String {
-    format!("pw-{name}")
-}
-
-async fn online(host: &TestHost, name: &str, resource: &str) -> XmppClient {
-    host.online(name, &password(name), resource).await
 }
 
 /// `POST /roster/NAME` with `body`.
@@ -71,9 +61,9 @@ fn sorted_groups(item: &Item) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn add_is_pushed_to_both_sides_and_shown_everywhere() {
     let host = host_with(&["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut alice_laptop = online(&host, "alice", "laptop").await;
-    let mut bob = online(&host, "bob", "phone").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut alice_laptop = host.user_online("alice", "laptop").await;
+    let mut bob = host.user_online("bob", "phone").await;
     assert_eq!(host.get("/roster/alice").await, (200, json!({"result": {"count": 0, "roster": []}})));
 
     // The contact is normalised; name and groups are the user's side only.
@@ -142,8 +132,8 @@ async fn add_is_pushed_to_both_sides_and_shown_everywhere() {
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_pushes_the_removal_and_cancels_both_ways() {
     let host = host_with(&["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut bob = online(&host, "bob", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut bob = host.user_online("bob", "desk").await;
     assert_eq!(add(&host, "alice", json!({"contact": "bob@localhost"})).await.0, 200);
     assert_eq!(alice.expect_roster_push(&bare("bob")).await.1.subscription, Subscription::Both);
     assert_eq!(bob.expect_roster_push(&bare("alice")).await.1.subscription, Subscription::Both);
@@ -211,7 +201,7 @@ async fn offline_users_and_remote_contacts() {
     let remote = entry("someone@example.org");
     assert_eq!((&remote[1]["subscription"], &remote[1]["name"]), (&json!("none"), &json!("Far")), "{remote}");
 
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     let bob_item = roster_item(&mut alice, &bare("bob")).await.expect("bob in alice's roster");
     assert_eq!(bob_item.subscription, Subscription::Both);
     let remote = BareJid::new("someone@example.org").unwrap();
@@ -253,7 +243,7 @@ async fn unknown_and_malformed_users() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_changes_nothing() {
     let host = host_with(&["alice", "bob", "carol"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     let body = json!({"contact": "bob@localhost", "name": "Bobby", "groups": ["Friends"]});
     assert_eq!(add(&host, "alice", body).await.0, 200);
     assert_eq!(next_push(&mut alice).await.jid, bare("bob"));

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plughost_tests::xmpp::{
     Ask, RawConn, Subscription, XMPP_TIMEOUT, XmppClient, bare, body, chat, full, is_error_message,
-    is_not_authorized, stream_error_condition,
+    is_not_authorized, password_of, stream_error_condition,
 };
 use plughost_tests::{TestHost, json, wait_for};
 use tokio_xmpp::Stanza;
@@ -27,19 +27,8 @@ async fn host_with(names: &[&str]) -> TestHost {
 
 async fn host_with_builder(builder: plughost_tests::Builder, names: &[&str]) -> TestHost {
     let host = builder.start().await;
-    for name in names {
-        host.create_user(name, &password(name)).await;
-    }
+    host.create_users(names).await;
     host
-}
-
-fn password(name: &str) -> String {
-    format!("pw-{name}")
-}
-
-/// `name` logged in as `resource` with initial presence sent.
-async fn online(host: &TestHost, name: &str, resource: &str) -> XmppClient {
-    host.online(name, &password(name), resource).await
 }
 
 /// The roster item for `contact` in `client`'s roster get.
@@ -74,8 +63,8 @@ fn now_s() -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_accounts_chat_over_starttls_and_scram() {
     let host = host_with(&["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "phone").await;
-    let mut bob = online(&host, "bob", "laptop").await;
+    let mut alice = host.user_online("alice", "phone").await;
+    let mut bob = host.user_online("bob", "laptop").await;
     assert_eq!(alice.jid(), &full("alice", "phone"), "the requested resource is bound");
     assert_eq!(bob.jid(), &full("bob", "laptop"));
     // tokio-xmpp prefers SCRAM-SHA-256 when it is offered; the transcript starts after TLS.
@@ -112,8 +101,8 @@ async fn two_accounts_chat_over_starttls_and_scram() {
 #[tokio::test(flavor = "multi_thread")]
 async fn roster_set_is_pushed_to_every_resource_and_kept() {
     let host = host_with(&["alice"]).await;
-    let mut one = online(&host, "alice", "one").await;
-    let mut two = online(&host, "alice", "two").await;
+    let mut one = host.user_online("alice", "one").await;
+    let mut two = host.user_online("alice", "two").await;
     let carol = bare("carol");
 
     let item = Item {
@@ -168,8 +157,8 @@ async fn roster_set_is_pushed_to_every_resource_and_kept() {
 #[tokio::test(flavor = "multi_thread")]
 async fn subscription_handshake_and_presence() {
     let host = host_with(&["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut bob = online(&host, "bob", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut bob = host.user_online("bob", "desk").await;
     let (alice_bare, bob_bare) = (bare("alice"), bare("bob"));
 
     // RFC 6121 §3.1.2: the request is pushed to the user with ask=subscribe ...
@@ -232,7 +221,7 @@ async fn subscription_handshake_and_presence() {
     );
 
     // A new resource's initial presence makes the server probe: bob's presence arrives.
-    let mut alice2 = online(&host, "alice", "phone").await;
+    let mut alice2 = host.user_online("alice", "phone").await;
     let probed = expect_presence_from(&mut alice2, PresenceType::None, bob.jid().clone()).await;
     assert_eq!(probed.show, Some(Show::Away), "bob's last presence, answered to the probe");
     // And bob sees alice's new resource come online.
@@ -253,7 +242,7 @@ async fn subscription_handshake_and_presence() {
 #[tokio::test(flavor = "multi_thread")]
 async fn offline_message_is_delivered_with_a_delay_stamp() {
     let host = host_with(&["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     let sent_at = now_s();
     alice.send_chat(bare("bob"), "while you were away").await;
     // Stored, not bounced.
@@ -267,7 +256,7 @@ async fn offline_message_is_delivered_with_a_delay_stamp() {
         .await;
 
     // Bound but without initial presence: nothing yet (RFC 6121 §8.5.2.1.1, XEP-0160).
-    let mut bob = host.xmpp_client("bob", &password("bob"), "laptop").await;
+    let mut bob = host.xmpp_client("bob", &password_of("bob"), "laptop").await;
     bob.expect_none("offline message before initial presence", QUIET, |stanza| match stanza {
         Stanza::Message(m) => Some(m.clone()),
         _ => None,
@@ -286,7 +275,7 @@ async fn offline_message_is_delivered_with_a_delay_stamp() {
 
     // Delivered once: another login gets nothing.
     bob.close().await;
-    let mut again = online(&host, "bob", "tablet").await;
+    let mut again = host.user_online("bob", "tablet").await;
     again
         .expect_none("a second delivery", QUIET, |stanza| match stanza {
             Stanza::Message(m) if body(m).is_some() => Some(m.clone()),
@@ -298,8 +287,8 @@ async fn offline_message_is_delivered_with_a_delay_stamp() {
 #[tokio::test(flavor = "multi_thread")]
 async fn password_change_disconnects_and_old_password_fails() {
     let host = host_with(&["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut bob = online(&host, "bob", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut bob = host.user_online("bob", "desk").await;
 
     let (status, body) = host.patch("/user/alice/password", json!({"password": "new-secret"})).await;
     assert_eq!(status, 200, "{body}");
@@ -313,7 +302,7 @@ async fn password_change_disconnects_and_old_password_fails() {
     // Others are not touched.
     bob.ping().await;
 
-    let old = host.try_login("alice", &password("alice")).await;
+    let old = host.try_login("alice", &password_of("alice")).await;
     assert!(old.as_ref().is_err_and(is_not_authorized), "the old password: {old:?}");
     let new = host.try_login("alice", "new-secret").await;
     assert!(new.is_ok(), "the new password: {new:?}");
@@ -329,12 +318,12 @@ fn body_of(message: tokio_xmpp::parsers::message::Message) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn account_deletion_disconnects_with_not_authorized() {
     let host = host_with(&["alice"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     let (status, body) = host.delete("/user/alice").await;
     assert_eq!(status, 200, "{body}");
     assert!(alice.disconnected_within(XMPP_TIMEOUT).await, "alice's session is closed");
     assert_eq!(stream_error_condition(&alice.received_text()).as_deref(), Some("not-authorized"));
-    let login = host.try_login("alice", &password("alice")).await;
+    let login = host.try_login("alice", &password_of("alice")).await;
     assert!(login.as_ref().is_err_and(is_not_authorized), "a deleted account: {login:?}");
 }
 
@@ -349,8 +338,8 @@ async fn still_chatting(alice: &mut XmppClient, bob: &mut XmppClient, tag: &str)
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_on_one_connection_does_not_disturb_another() {
     let host = host_with(&["alice", "bob", "mallory"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut bob = online(&host, "bob", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut bob = host.user_online("bob", "desk").await;
 
     // Before TLS, on a plain socket.
     let mut raw = RawConn::connect(host.c2s()).await;
@@ -367,28 +356,28 @@ async fn garbage_on_one_connection_does_not_disturb_another() {
     still_chatting(&mut alice, &mut bob, "after binary junk").await;
 
     // An authenticated session over TLS that turns malformed.
-    let mut raw = RawConn::login(host.c2s(), "mallory", &password("mallory"), "x", true).await;
+    let mut raw = RawConn::login(host.c2s(), "mallory", &password_of("mallory"), "x", true).await;
     raw.send("<iq type='get' id='1'><query xmlns='jabber:iq:roster'></iq>").await.unwrap();
     assert!(raw.closed_within(XMPP_TIMEOUT).await, "the garbage session is closed:\n{}", raw.text());
     assert_eq!(stream_error_condition(&raw.text()).as_deref(), Some("not-well-formed"), "{}", raw.text());
     still_chatting(&mut alice, &mut bob, "after TLS garbage").await;
 
     // Entity tricks (rxml refuses DTDs).
-    let mut raw = RawConn::login(host.c2s(), "mallory", &password("mallory"), "y", true).await;
+    let mut raw = RawConn::login(host.c2s(), "mallory", &password_of("mallory"), "y", true).await;
     raw.send("<!DOCTYPE lol [<!ENTITY lol 'lol'>]><message>&lol;</message>").await.unwrap();
     assert!(raw.closed_within(XMPP_TIMEOUT).await, "the DTD session is closed:\n{}", raw.text());
     assert!(stream_error_condition(&raw.text()).is_some(), "a stream error:\n{}", raw.text());
     still_chatting(&mut alice, &mut bob, "after a DTD").await;
 
     // And new logins still work.
-    let mut carol = host.online("mallory", &password("mallory"), "z").await;
+    let mut carol = host.online("mallory", &password_of("mallory"), "z").await;
     carol.ping().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_api_shows_live_sessions() {
     let host = host_with(&["alice"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
 
     let (status, user) = host.get("/user/alice").await;
     assert_eq!(status, 200, "{user}");
@@ -431,7 +420,7 @@ async fn admin_api_shows_live_sessions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_local_user_gets_service_unavailable() {
     let host = host_with(&["alice"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     let nobody = bare("nobody");
     alice.send_chat(nobody.clone(), "anyone there?").await;
     let bounce = alice
@@ -450,15 +439,15 @@ async fn unknown_local_user_gets_service_unavailable() {
 async fn oversized_stanza_closes_only_that_connection() {
     let builder = TestHost::builder().c2s("max_stanza = 8192");
     let host = host_with_builder(builder, &["alice", "bob", "mallory"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut bob = online(&host, "bob", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut bob = host.user_online("bob", "desk").await;
 
     // Under the limit: delivered.
     let medium = "m".repeat(4000);
     alice.send_chat(bob.jid().clone(), &medium).await;
     assert_eq!(body_of(bob.expect_chat_from(alice.jid().clone()).await), medium);
 
-    let mut raw = RawConn::login(host.c2s(), "mallory", &password("mallory"), "big", true).await;
+    let mut raw = RawConn::login(host.c2s(), "mallory", &password_of("mallory"), "big", true).await;
     let huge = "x".repeat(10_000);
     // The write may fail once the server has closed; what matters is what it answered.
     let _ =
@@ -476,14 +465,14 @@ async fn oversized_stanza_closes_only_that_connection() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bare_jid_goes_to_highest_priority_resources() {
     let host = host_with(&["alice", "bob"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
-    let mut high = host.xmpp_client("bob", &password("bob"), "high").await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut high = host.xmpp_client("bob", &password_of("bob"), "high").await;
     high.send(Presence::available().with_priority(10)).await;
     high.ping().await;
-    let mut low = host.xmpp_client("bob", &password("bob"), "low").await;
+    let mut low = host.xmpp_client("bob", &password_of("bob"), "low").await;
     low.send(Presence::available().with_priority(1)).await;
     low.ping().await;
-    let mut hidden = host.xmpp_client("bob", &password("bob"), "hidden").await;
+    let mut hidden = host.xmpp_client("bob", &password_of("bob"), "hidden").await;
     hidden.send(Presence::available().with_priority(-1)).await;
     hidden.ping().await;
 
@@ -505,8 +494,8 @@ async fn bare_jid_goes_to_highest_priority_resources() {
 #[tokio::test(flavor = "multi_thread")]
 async fn initial_presence_is_reflected_to_own_resources() {
     let host = host_with(&["alice"]).await;
-    let mut one = online(&host, "alice", "one").await;
-    let mut two = host.xmpp_client("alice", &password("alice"), "two").await;
+    let mut one = host.user_online("alice", "one").await;
+    let mut two = host.xmpp_client("alice", &password_of("alice"), "two").await;
     two.send(Presence::available()).await;
     // RFC 6121 §4.2.2: to the user's other available resources ...
     expect_presence_from(&mut one, PresenceType::None, full("alice", "two")).await;
@@ -519,7 +508,7 @@ async fn initial_presence_is_reflected_to_own_resources() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ping_and_disco_info() {
     let host = host_with(&["alice"]).await;
-    let mut alice = online(&host, "alice", "desk").await;
+    let mut alice = host.user_online("alice", "desk").await;
     alice.ping().await;
     let query = tokio_xmpp::parsers::disco::DiscoInfoQuery { node: None };
     let answer = alice

@@ -5,10 +5,17 @@
 //! `GET {base}/native/ping` behind the same access layer) with the harness, then:
 //! 1. loads `GET /admin_rest/ping` (plugin) and `GET /admin_rest/native/ping` (native) in turns,
 //!    twice each, from N keep-alive HTTP/1.1 connections for a fixed time after a warm-up, and
-//!    prints requests/s, p50 and p99 of each;
+//!    prints requests/s, p50 and p99 of each. The `user` plugin's `GET /admin_rest/users/count`
+//!    and `GET /admin_rest/user/NAME` (an account with one online XMPP session and a three-item
+//!    roster) take their turns in the same rounds, and their mean throughput is printed as a
+//!    ratio of the native route's;
 //! 2. replaces `echo.wasm` with its other version many times and prints p50/p99 of the time from
 //!    the rename to the new version answering;
-//! 3. XMPP (c2s): messages/s from one logged-in client to another over TLS with p50/p99 of the
+//! 3. `POST /admin_rest/message/NAME` (the `message` plugin) to an online raw XMPP client: p50/p99
+//!    of the time from writing the HTTP request to the client reading the stanza, one at a time
+//!    and matched by a unique body, then the HTTP throughput from N connections with every
+//!    message delivered;
+//! 4. XMPP (c2s): messages/s from one logged-in client to another over TLS with p50/p99 of the
 //!    time from send to receive, the same latency one message at a time, the time a real client
 //!    (tokio-xmpp) takes to log in (TLS + SCRAM-SHA-256 + bind), and the server's resident memory
 //!    with 1,000 and 5,000 idle authenticated connections.
@@ -16,7 +23,9 @@
 //! Its last line is `plugin/native throughput ratio: R`.
 //!
 //! Flags: `--quick` (short run), `--connections N`, `--seconds S`, `--reloads N`, `--logins N`,
-//! `--idle N,M` (idle connection counts), `--window N` (messages in flight), `--no-xmpp`.
+//! `--idle N,M` (idle connection counts), `--window N` (messages in flight), `--messages N`
+//! (sequential admin messages timed), `--no-xmpp` (no c2s: skips `user/NAME`, the admin messages
+//! and section 4, keeps `users/count`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,11 +33,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use plughost_tests::xmpp::{RawConn as XmppRaw, XmppClient, full};
+use plughost_tests::xmpp::{Ask, RawConn as XmppRaw, Subscription, XmppClient, bare, full};
 use plughost_tests::{ADMIN, ADMIN_PASSWORD, BASE, Method, TestHost, basic, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
+use tokio_xmpp::parsers::roster::{Group, Item};
+
+/// The account whose `GET /user/NAME` is measured: one online session, a three-item roster.
+const SHOWN: &str = "bench-u";
+/// The account that receives the admin messages.
+const RECIPIENT: &str = "bench-m";
+/// The goal for `GET /users/count`, printed next to its figure.
+const USERS_COUNT_TARGET: f64 = 15_000.0;
+/// The goal for the p99 of an admin message from HTTP request to client receipt.
+const MESSAGE_P99_TARGET: Duration = Duration::from_millis(5);
 
 /// What to measure and for how long.
 struct Settings {
@@ -42,6 +61,8 @@ struct Settings {
     idle: Vec<usize>,
     /// Messages in flight from the sender in the throughput run.
     window: usize,
+    /// Admin messages sent one at a time for the end-to-end latency.
+    messages: usize,
     xmpp: bool,
 }
 
@@ -55,6 +76,7 @@ impl Settings {
             logins: 50,
             idle: vec![1000, 5000],
             window: 64,
+            messages: 2000,
             xmpp: true,
         };
         let mut args = std::env::args().skip(1);
@@ -66,12 +88,14 @@ impl Settings {
                     settings.measure = Duration::from_secs(1);
                     settings.reloads = 10;
                     settings.logins = 10;
+                    settings.messages = 300;
                 }
                 "--connections" => settings.connections = value()?.parse()?,
                 "--seconds" => settings.measure = Duration::from_secs_f64(value()?.parse()?),
                 "--reloads" => settings.reloads = value()?.parse()?,
                 "--logins" => settings.logins = value()?.parse()?,
                 "--window" => settings.window = value()?.parse()?,
+                "--messages" => settings.messages = value()?.parse()?,
                 "--idle" => {
                     settings.idle = value()?
                         .split(',')
@@ -82,7 +106,7 @@ impl Settings {
                 "--no-xmpp" => settings.xmpp = false,
                 other => bail!(
                     "unknown argument {other}; usage: bench [--quick] [--connections N] [--seconds S] \
-                     [--reloads N] [--logins N] [--idle N,M] [--window N] [--no-xmpp]"
+                     [--reloads N] [--logins N] [--idle N,M] [--window N] [--messages N] [--no-xmpp]"
                 ),
             }
         }
@@ -93,8 +117,13 @@ impl Settings {
 #[tokio::main]
 async fn main() -> Result<()> {
     let settings = Settings::from_args()?;
-    let host =
-        TestHost::builder().plugins(&["ping", "module", "user", "echo"]).rust_log("warn").start().await;
+    // The message plugin is measured when it is built (`cargo xtask build` builds every plugin).
+    let messages = plughost_tests::workspace_root().join("target/plugins/message.wasm").exists();
+    let mut plugins = vec!["ping", "module", "user", "echo"];
+    if messages {
+        plugins.push("message");
+    }
+    let host = TestHost::builder().plugins(&plugins).rust_log("warn").start().await;
     let native = host.get("/native/ping").await;
     if native != (200, json!({"result": "PONG"})) {
         bail!(
@@ -103,30 +132,73 @@ async fn main() -> Result<()> {
         );
     }
     assert_eq!(host.get("/ping").await, (200, json!({"result": "PONG"})));
+    let (status, count) = host.get("/users/count").await;
+    if status != 200 || !count["result"]["count"].is_u64() {
+        bail!("GET {BASE}/users/count answered {status} {count}");
+    }
+    // Held open (and online) while `GET /user/NAME` is measured.
+    let shown = match settings.xmpp {
+        true => Some(shown_user(&host).await?),
+        false => None,
+    };
 
     println!(
         "{} keep-alive connections, {:?} warm-up, {:?} measured per round",
         settings.connections, settings.warmup, settings.measure
     );
-    let mut plugin = Vec::new();
-    let mut native = Vec::new();
+    let shown_path = format!("/user/{SHOWN}");
+    let mut routes = vec![
+        ("plugin", "/ping".to_owned()),
+        ("native", "/native/ping".to_owned()),
+        ("plugin", "/users/count".to_owned()),
+    ];
+    if shown.is_some() {
+        routes.push(("plugin", shown_path.clone()));
+    }
+    let mut results: Vec<Vec<Run>> = routes.iter().map(|_| Vec::new()).collect();
     for round in 1..=2 {
-        for (name, path, results) in
-            [("plugin", "/ping", &mut plugin), ("native", "/native/ping", &mut native)]
-        {
-            let run = load(host.http_addr(), &format!("{BASE}{path}"), &settings).await?;
+        for ((name, path), runs) in routes.iter().zip(&mut results) {
+            let request = get_request(host.http_addr(), &format!("{BASE}{path}"));
+            let run = load(host.http_addr(), &request, &settings).await?;
             println!(
                 "round {round} {name:<6} GET {BASE}{path:<13} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
                 run.per_second,
                 millis(run.p50),
                 millis(run.p99)
             );
-            results.push(run);
+            runs.push(run);
         }
     }
     let mean = |runs: &[Run]| runs.iter().map(|run| run.per_second).sum::<f64>() / runs.len() as f64;
-    let (plugin_rate, native_rate) = (mean(&plugin), mean(&native));
+    let (plugin_rate, native_rate) = (mean(&results[0]), mean(&results[1]));
     println!("plugin mean {plugin_rate:.0} req/s, native mean {native_rate:.0} req/s");
+    for ((_, path), runs) in routes.iter().zip(&results).skip(2) {
+        let rate = mean(runs);
+        let worst = |pick: fn(&Run) -> Duration| runs.iter().map(pick).max().unwrap_or_default();
+        let target = match path.as_str() {
+            "/users/count" => format!(
+                "  [target >= {USERS_COUNT_TARGET:.0} req/s: {}]",
+                if rate >= USERS_COUNT_TARGET { "met" } else { "NOT MET" }
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "plugin GET {BASE}{path:<13} mean {rate:>9.0} req/s = {:.2} x native ping  \
+             (worst round: p50 {:.3} ms  p99 {:.3} ms){target}",
+            rate / native_rate,
+            millis(worst(|run| run.p50)),
+            millis(worst(|run| run.p99)),
+        );
+    }
+    if let Some(client) = shown {
+        // The session must have stayed up for the figure to be the one described.
+        let (_, body) = host.get(&shown_path).await;
+        let sessions = body["result"]["user"]["sessions"].as_array().map_or(0, Vec::len);
+        if sessions != 1 {
+            bail!("{SHOWN} has {sessions} sessions after the load instead of 1: {body}");
+        }
+        client.close().await;
+    }
 
     let mut reloads = reload_times(&host, settings.reloads).await?;
     reloads.sort();
@@ -139,6 +211,11 @@ async fn main() -> Result<()> {
     );
 
     if settings.xmpp {
+        if messages {
+            admin_messages(&host, &settings).await?;
+        } else {
+            println!("admin messages: skipped, target/plugins/message.wasm is not built");
+        }
         xmpp_figures(&host, &settings).await?;
     }
 
@@ -146,28 +223,83 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// Creates [`SHOWN`] with three contacts in its roster (roster sets from its own client, so
+/// that no roster plugin is needed) and logs it in with presence; checks that `GET /user/NAME`
+/// shows that session and roster. The returned client keeps the session open.
+async fn shown_user(host: &TestHost) -> Result<XmppClient> {
+    host.create_user(SHOWN, "bench-pw").await;
+    let mut client = host.online(SHOWN, "bench-pw", "bench").await;
+    for n in 1..=3 {
+        let contact = format!("bench-c{n}");
+        host.create_user(&contact, "bench-pw").await;
+        let item = Item {
+            jid: bare(&contact),
+            name: Some(format!("Contact {n}")),
+            subscription: Subscription::None,
+            ask: Ask::None,
+            groups: vec![Group("Bench".to_owned())],
+            approved: None,
+        };
+        if let Err(error) = client.roster_set(item).await {
+            bail!("{SHOWN}: roster set of {contact} failed: {error:?}");
+        }
+    }
+    let reply = host.request(Method::GET, &format!("/user/{SHOWN}")).send().await;
+    let body = reply.json();
+    let user = &body["result"]["user"];
+    let sessions = user["sessions"].as_array().map_or(0, Vec::len);
+    let roster = user["roster"].as_array().map_or(0, Vec::len);
+    if reply.status != 200 || sessions != 1 || roster != 3 {
+        bail!(
+            "GET {BASE}/user/{SHOWN} answered {} with {sessions} sessions and {roster} roster items: {body}",
+            reply.status
+        );
+    }
+    println!("GET {BASE}/user/{SHOWN} answers {} bytes (1 session, 3 roster items)", reply.body.len());
+    Ok(client)
+}
+
 /// The outcome of one measured round.
 struct Run {
     per_second: f64,
+    /// Every request answered, warm-up included.
+    completed: u64,
     p50: Duration,
     p99: Duration,
 }
 
-/// `settings.connections` connections send `GET target` back to back; requests that complete
-/// during the measured window count.
-async fn load(addr: SocketAddr, target: &str, settings: &Settings) -> Result<Run> {
-    let request = format!(
+/// An authenticated `GET target`, ready to write.
+fn get_request(addr: SocketAddr, target: &str) -> Vec<u8> {
+    format!(
         "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\r\n",
         basic(ADMIN, ADMIN_PASSWORD)
-    );
+    )
+    .into_bytes()
+}
+
+/// An authenticated `POST target` with a JSON `body`, ready to write.
+fn post_request(addr: SocketAddr, target: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        basic(ADMIN, ADMIN_PASSWORD),
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// `settings.connections` connections send `request` back to back, each reply must be 200;
+/// requests that complete during the measured window count.
+async fn load(addr: SocketAddr, request: &[u8], settings: &Settings) -> Result<Run> {
     let start = Instant::now() + settings.warmup;
     let end = start + settings.measure;
     let mut tasks = Vec::new();
     for _ in 0..settings.connections {
-        let request = request.clone().into_bytes();
+        let request = request.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut conn = RawConn::open(addr).await?;
             let mut latencies = Vec::new();
+            let mut completed = 0_u64;
             loop {
                 let sent = Instant::now();
                 if sent >= end {
@@ -177,16 +309,20 @@ async fn load(addr: SocketAddr, target: &str, settings: &Settings) -> Result<Run
                 if status != 200 {
                     bail!("status {status}");
                 }
+                completed += 1;
                 if sent >= start {
                     latencies.push(sent.elapsed());
                 }
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok((latencies, completed))
         }));
     }
     let mut latencies = Vec::new();
+    let mut completed = 0;
     for task in tasks {
-        latencies.extend(task.await??);
+        let (some, count) = task.await??;
+        latencies.extend(some);
+        completed += count;
     }
     latencies.sort();
     if latencies.is_empty() {
@@ -194,6 +330,7 @@ async fn load(addr: SocketAddr, target: &str, settings: &Settings) -> Result<Run
     }
     Ok(Run {
         per_second: latencies.len() as f64 / settings.measure.as_secs_f64(),
+        completed,
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
     })
@@ -284,6 +421,185 @@ impl RawConn {
         }
         self.buffer.extend_from_slice(&chunk[..read]);
         Ok(())
+    }
+}
+
+/// `POST /message/NAME` to [`RECIPIENT`], online with one raw TLS session and presence: the time
+/// from writing each request to the client reading its stanza, one message at a time (matched by
+/// a unique body), then the HTTP throughput from `settings.connections` connections with every
+/// message checked as delivered.
+async fn admin_messages(host: &TestHost, settings: &Settings) -> Result<()> {
+    let c2s = host.c2s_addr().context("the ready line names no c2s address")?;
+    let http = host.http_addr();
+    host.create_user(RECIPIENT, "bench-pw").await;
+    let mut receiver = XmppRaw::login(c2s, RECIPIENT, "bench-pw", "bench", true).await;
+    // Available presence, then a ping: its answer means the presence was processed.
+    receiver
+        .send("<presence/><iq type='get' id='bench-presence-done' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await?;
+    receiver.wait_for("bench-presence-done").await;
+    receiver.clear();
+
+    // The reader timestamps every body as it is read and passes on those of the timed messages.
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (bodies, mut received) = mpsc::unbounded_channel::<(String, Instant)>();
+    let reading = tokio::spawn(read_bodies(receiver, delivered.clone(), bodies));
+
+    // One checked with the full answer first, so that a misbehaving plugin is named clearly.
+    let path = format!("/message/{RECIPIENT}");
+    let (status, body) = host.post(&path, json!({"message": "lat-check"})).await;
+    let expected = json!({"result": format!("Message sent to user: {RECIPIENT}@localhost")});
+    if (status, &body) != (200, &expected) {
+        bail!("POST {BASE}{path} answered {status} {body}, not 200 {expected}");
+    }
+    wait_body(&mut received, "lat-check").await?;
+
+    let target = format!("{BASE}{path}");
+    let warmup = (settings.messages / 10).clamp(10, 100);
+    let mut conn = RawConn::open(http).await?;
+    let mut end_to_end = Vec::with_capacity(settings.messages);
+    let mut answered = Vec::with_capacity(settings.messages);
+    let started = Instant::now();
+    for n in 0..warmup + settings.messages {
+        let tag = format!("lat-{n}");
+        let request = post_request(http, &target, &json!({"message": tag}).to_string());
+        let sent = Instant::now();
+        let status = conn.exchange(&request).await?;
+        let replied = sent.elapsed();
+        if status != 200 {
+            bail!("POST {target} answered {status} (200 is delivered to an online user)");
+        }
+        let read = wait_body(&mut received, &tag).await?;
+        if n >= warmup {
+            end_to_end.push(read - sent);
+            answered.push(replied);
+        }
+    }
+    let elapsed = started.elapsed();
+    if end_to_end.is_empty() {
+        bail!("--messages 0: no admin message was timed");
+    }
+    end_to_end.sort();
+    answered.sort();
+    let p99 = percentile(&end_to_end, 99.0);
+    println!(
+        "admin message POST {target} → online client (TLS), {} one at a time ({:.1} s): \
+         HTTP request to stanza read p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  \
+         [target p99 < {} ms: {}]; HTTP reply p50 {:.3} ms  p99 {:.3} ms",
+        end_to_end.len(),
+        elapsed.as_secs_f64(),
+        millis(percentile(&end_to_end, 50.0)),
+        millis(p99),
+        millis(*end_to_end.last().unwrap()),
+        MESSAGE_P99_TARGET.as_millis(),
+        if p99 < MESSAGE_P99_TARGET { "met" } else { "NOT MET" },
+        millis(percentile(&answered, 50.0)),
+        millis(percentile(&answered, 99.0)),
+    );
+
+    // Throughput: every 200 must reach the client.
+    let before = delivered.load(Ordering::Acquire);
+    let request = post_request(http, &target, &json!({"message": "tput"}).to_string());
+    let run = load(http, &request, settings).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while delivered.load(Ordering::Acquire) - before < run.completed && Instant::now() < deadline {
+        if reading.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let arrived = delivered.load(Ordering::Acquire) - before;
+    if reading.is_finished() {
+        reading.await??;
+    } else {
+        reading.abort();
+    }
+    if arrived < run.completed {
+        bail!(
+            "{} of {} admin messages answered 200 did not reach the client",
+            run.completed - arrived,
+            run.completed
+        );
+    }
+    println!(
+        "admin message POST {target} ({} connections, {:?}): {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms, \
+         all {} delivered",
+        settings.connections,
+        settings.measure,
+        run.per_second,
+        millis(run.p50),
+        millis(run.p99),
+        run.completed
+    );
+    Ok(())
+}
+
+/// Reads `receiver` until it fails, counting every message body in `delivered` and passing on
+/// the timed ones (`lat-…`) with the time they were read.
+async fn read_bodies(
+    mut receiver: XmppRaw,
+    delivered: Arc<AtomicU64>,
+    bodies: mpsc::UnboundedSender<(String, Instant)>,
+) -> Result<()> {
+    let mut buffer = Vec::with_capacity(1 << 16);
+    loop {
+        if receiver.read_into(&mut buffer).await? == 0 {
+            bail!("the recipient's stream closed");
+        }
+        let now = Instant::now();
+        let mut consumed = 0;
+        while let Some((text, end)) = next_body(&buffer[consumed..]) {
+            if text.contains("lat-") {
+                let _ = bodies.send((text.to_owned(), now));
+            }
+            delivered.fetch_add(1, Ordering::Release);
+            consumed += end;
+        }
+        // Keep a started `<body` for the next read; drop what cannot be part of one.
+        let keep = match find(&buffer[consumed..], b"<body") {
+            Some(at) => consumed + at,
+            None => buffer.len().saturating_sub(b"<body".len()).max(consumed),
+        };
+        buffer.drain(..keep);
+    }
+}
+
+/// The text of the first complete `<body …>…</body>` in `bytes` and where it ends.
+fn next_body(bytes: &[u8]) -> Option<(&str, usize)> {
+    let mut from = 0;
+    loop {
+        let at = from + find(&bytes[from..], b"<body")?;
+        let after = at + b"<body".len();
+        match bytes.get(after) {
+            Some(b'>' | b' ' | b'/') => {}
+            Some(_) => {
+                from = after;
+                continue;
+            }
+            None => return None,
+        }
+        let open = after + find(&bytes[after..], b">")? + 1;
+        if bytes[open - 2] == b'/' {
+            // `<body/>`: empty.
+            return Some(("", open));
+        }
+        let length = find(&bytes[open..], b"</body>")?;
+        let text = std::str::from_utf8(&bytes[open..open + length]).unwrap_or("");
+        return Some((text, open + length + b"</body>".len()));
+    }
+}
+
+/// Waits up to 5 s for the body `tag` from the reader (a server prefix in front is allowed);
+/// returns when the client read it.
+async fn wait_body(received: &mut mpsc::UnboundedReceiver<(String, Instant)>, tag: &str) -> Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline.into(), received.recv()).await {
+            Ok(Some((body, at))) if body.ends_with(tag) => return Ok(at),
+            Ok(Some(_)) => continue,
+            Ok(None) => bail!("the recipient's reader stopped before the message {tag:?}"),
+            Err(_) => bail!("no message with body {tag:?} reached the client within 5 s"),
+        }
     }
 }
 
@@ -422,6 +738,7 @@ async fn message_rate(addr: SocketAddr, settings: &Settings, window: usize) -> R
     }
     Ok(Run {
         per_second: in_window as f64 / settings.measure.as_secs_f64(),
+        completed: sent,
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
     })
