@@ -60,7 +60,8 @@ fn main() -> Result<()> {
             workspace.build(None)?;
             workspace.build_fixtures()?;
             let mut test = workspace.cargo();
-            test.args(["test", "--release", "-p", "plughost", "-p", "plughost-tests"]).args(rest);
+            test.args(["test", "--release", "-p", "plughost", "-p", "plughost-tests", "-p", "sdk"])
+                .args(rest);
             run(&mut test)
         }
         "bench" => {

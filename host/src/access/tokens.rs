@@ -7,7 +7,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::policy::parse_scope;
 use crate::store::{Db, StoreError, StoredToken};
@@ -100,7 +99,7 @@ impl Tokens {
         };
         let Some(stored) = self.db.token(id)? else { return Ok(None) };
         let hash = Sha256::digest(secret.as_bytes());
-        let matches: bool = hash.as_slice().ct_eq(&stored.secret_hash).into();
+        let matches = super::secrets_equal(&hash, &stored.secret_hash);
         if !matches || stored.revoked || stored.expires_at <= now() as i64 {
             return Ok(None);
         }

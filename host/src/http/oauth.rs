@@ -58,7 +58,11 @@ pub async fn token(
         None => DEFAULT_TTL_SECONDS,
         Some(Ok(ttl)) => ttl,
         Some(Err(_)) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "ttl must be a number of seconds");
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "ttl must be a number of seconds",
+            );
         }
     };
     let scopes: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();

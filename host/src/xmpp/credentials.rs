@@ -5,7 +5,6 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::digest::typenum::Unsigned;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::store::{Credential, Mechanism};
 
@@ -70,7 +69,7 @@ pub fn derive(mechanism: Mechanism, prepared_password: &str, salt: &[u8], iterat
 /// Whether `prepared_password` matches the stored credential, compared in constant time.
 pub fn verify(credential: &Credential, prepared_password: &str) -> bool {
     let candidate = derive(credential.mechanism, prepared_password, &credential.salt, credential.iterations);
-    candidate.stored_key.ct_eq(&credential.stored_key).into()
+    crate::access::secrets_equal(&candidate.stored_key, &credential.stored_key)
 }
 
 #[cfg(test)]

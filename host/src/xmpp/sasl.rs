@@ -10,7 +10,6 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Mac, SimpleHmac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::credentials;
 use crate::store::{Credential, Mechanism};
@@ -166,7 +165,7 @@ impl ScramExchange {
             Mechanism::ScramSha256 => signatures::<Sha256>(&credential, &auth_message, &proof),
         }
         .ok_or(SaslError::NotAuthorized)?;
-        if !bool::from(stored_key.ct_eq(&credential.stored_key)) {
+        if !crate::access::secrets_equal(&stored_key, &credential.stored_key) {
             return Err(SaslError::NotAuthorized);
         }
         let additional = format!("v={}", STANDARD.encode(server_signature)).into_bytes();
