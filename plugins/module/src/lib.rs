@@ -29,7 +29,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use plughost::admin::log::{Level, log};
 use plughost::admin::modules::{self, ModuleInfo};
-use sdk::types::{Error, Method, Request};
+use sdk::types::{Dialect, Error, Method, Request};
 use sdk::{Endpoint, Reply};
 use serde::Serialize;
 use serde_json::json;
@@ -50,6 +50,8 @@ struct ModuleView {
     loaded: bool,
     version: Option<String>,
     description: String,
+    /// `admin_rest` or `api`: which base the routes are under.
+    dialect: Option<&'static str>,
     routes: Vec<RouteView>,
     file_present: bool,
     sha256: Option<String>,
@@ -61,6 +63,7 @@ struct ModuleView {
 struct RouteView {
     method: &'static str,
     path: String,
+    mutates: bool,
 }
 
 impl From<ModuleInfo> for ModuleView {
@@ -70,10 +73,18 @@ impl From<ModuleInfo> for ModuleView {
             loaded: info.loaded,
             version: info.version,
             description: info.description,
+            dialect: info.dialect.map(|dialect| match dialect {
+                Dialect::AdminRest => "admin_rest",
+                Dialect::Api => "api",
+            }),
             routes: info
                 .routes
                 .into_iter()
-                .map(|route| RouteView { method: sdk::method_name(route.method), path: route.path })
+                .map(|route| RouteView {
+                    method: sdk::method_name(route.method),
+                    path: route.path,
+                    mutates: route.mutates,
+                })
                 .collect(),
             file_present: info.file_present,
             sha256: info.sha256,

@@ -63,6 +63,7 @@ fn info(status: ModuleStatus) -> ModuleInfo {
         loaded: loaded.is_some(),
         version: loaded.map(|plugin| plugin.manifest.version.clone()),
         description: loaded.map(|plugin| plugin.manifest.description.clone()).unwrap_or_default(),
+        dialect: loaded.map(|plugin| plugin.manifest.dialect),
         routes: loaded
             .map(|plugin| {
                 plugin
