@@ -5,7 +5,8 @@
 //! - [`TestHost`]: a server in its own temp folder (config, data, plugins) on free loopback ports,
 //!   started from `target/release/plughost`, killed on drop.
 //! - [`Builder`]: which plugins and extra configuration a [`TestHost`] starts with.
-//! - [`RequestBuilder`] and [`Reply`]: one HTTP request on a fresh connection, with any headers.
+//! - [`RequestBuilder`] and [`Reply`]: one HTTP request on a fresh connection, with any headers,
+//!   from any loopback address; [`TestHost::api`] for the ejabberd dialect.
 //! - [`Conn`]: one keep-alive HTTP/1.1 connection (plain, or HTTPS trusting the test CA), for
 //!   load loops and the benchmark.
 //! - [`wait_for`]: polls until something becomes true, or fails the test.
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +36,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderMap, HeaderName, He
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 pub mod xmpp;
 
@@ -48,6 +49,8 @@ pub const ADMIN: &str = "admin@localhost";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 /// The API base of the default configuration.
 pub const BASE: &str = "/admin_rest";
+/// The base of the ejabberd dialect (`http.api_base`) in the default configuration.
+pub const API_BASE: &str = "/api";
 /// How long a server may take to print its ready line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -84,6 +87,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) {
     let temp = path.with_file_name(format!(".{name}.tmp"));
     fs::write(&temp, bytes).unwrap_or_else(|e| panic!("writing {}: {e}", temp.display()));
     fs::rename(&temp, path).unwrap_or_else(|e| panic!("renaming to {}: {e}", path.display()));
+}
+
+/// The value of `Authorization` for a bearer token.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
 }
 
 /// The value of `Authorization` for HTTP Basic with `user` and `password`.
@@ -536,6 +544,7 @@ impl TestHost {
         }
         RequestBuilder {
             addr: self.http,
+            local: None,
             tls: false,
             method,
             target: target.to_owned(),
@@ -574,6 +583,18 @@ impl TestHost {
     /// `DELETE BASE+path` with no body.
     pub async fn delete(&self, path: &str) -> (u16, Value) {
         self.request(Method::DELETE, path).send().await.status_json()
+    }
+
+    /// A request for the ejabberd command `command` (`API_BASE/command`), authenticated as the
+    /// admin; `command` may carry a query string.
+    pub fn api_request(&self, method: Method, command: &str) -> RequestBuilder {
+        self.raw(method, &format!("{API_BASE}/{command}"))
+    }
+
+    /// `POST API_BASE/command` with `args` as the JSON body, as the admin: the status and the
+    /// JSON body.
+    pub async fn api(&self, command: &str, args: Value) -> (u16, Value) {
+        self.api_request(Method::POST, command).json(&args).send().await.status_json()
     }
 
     /// A keep-alive connection to the HTTP listener.
@@ -626,6 +647,9 @@ fn strip_ansi(text: &str) -> String {
 #[derive(Clone, Debug)]
 pub struct RequestBuilder {
     addr: SocketAddr,
+    /// The local address the connection is made from (any loopback address works as a distinct
+    /// client on Linux); none: the system's choice.
+    local: Option<IpAddr>,
     /// Whether it goes over TLS (to the HTTPS listener).
     tls: bool,
     method: Method,
@@ -645,6 +669,18 @@ impl RequestBuilder {
     /// Authenticates with HTTP Basic as `user`.
     pub fn basic(self, user: &str, password: &str) -> Self {
         self.header("authorization", &basic(user, password))
+    }
+
+    /// Authenticates with a bearer token.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &bearer(token))
+    }
+
+    /// Connects from the local address `ip` (e.g. `127.0.0.2`), so that the server sees another
+    /// client address. Plain HTTP only.
+    pub fn from_ip(mut self, ip: IpAddr) -> Self {
+        self.local = Some(ip);
+        self
     }
 
     /// Sends no `Authorization` header.
@@ -681,9 +717,11 @@ impl RequestBuilder {
 
     /// A new connection to where this request goes (over TLS for [`TestHost::https_request`]).
     pub async fn connect(&self) -> anyhow::Result<Conn> {
-        match self.tls {
-            true => Conn::open_tls(self.addr).await,
-            false => Conn::open(self.addr).await,
+        match (self.tls, self.local) {
+            (true, None) => Conn::open_tls(self.addr).await,
+            (true, Some(_)) => anyhow::bail!("from_ip is for plain HTTP only"),
+            (false, None) => Conn::open(self.addr).await,
+            (false, Some(local)) => Conn::open_from(self.addr, local).await,
         }
     }
 
@@ -739,6 +777,19 @@ impl Reply {
         assert!(content_type.starts_with("application/json"), "content-type {content_type:?}");
         body["result"].as_str().unwrap_or_else(|| panic!("result is not a string: {body}")).to_owned()
     }
+
+    /// Asserts that the reply is `status` with a JSON body in ejabberd's error shape
+    /// `{"status":"error","code":code,"message":text}`; returns the message.
+    pub fn assert_api_error(&self, status: u16, code: u64) -> String {
+        let body = self.json();
+        assert_eq!(self.status, status, "unexpected status; body {body}");
+        let content_type = self.header(CONTENT_TYPE.as_str()).unwrap_or_default();
+        assert!(content_type.starts_with("application/json"), "content-type {content_type:?}");
+        let object = body.as_object().unwrap_or_else(|| panic!("not an object: {body}"));
+        assert_eq!(object.len(), 3, "status, code and message only: {body}");
+        assert_eq!((&body["status"], &body["code"]), (&json!("error"), &json!(code)), "{body}");
+        body["message"].as_str().unwrap_or_else(|| panic!("message is not a string: {body}")).to_owned()
+    }
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -749,7 +800,17 @@ pub struct Conn {
 impl Conn {
     /// Connects to `addr`; the connection is driven by a spawned task until either side closes.
     pub async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
+        Conn::handshake(TcpStream::connect(addr).await?).await
+    }
+
+    /// Like [`Conn::open`], from the local address `local` (any port).
+    pub async fn open_from(addr: SocketAddr, local: IpAddr) -> anyhow::Result<Conn> {
+        let socket = if local.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.bind(SocketAddr::new(local, 0))?;
+        Conn::handshake(socket.connect(addr).await?).await
+    }
+
+    async fn handshake(stream: TcpStream) -> anyhow::Result<Conn> {
         stream.set_nodelay(true)?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {

@@ -4,6 +4,16 @@
 //!
 //! # Layout
 //! - `access`: whitelist, Basic auth, admins, unknown paths and methods.
+//! - `api`: the ejabberd dialect (`/api`): account, roster, stanza and server commands end to end
+//!   with real clients, argument errors, unknown commands, and the deliberate deviations.
+//! - `sessions`: ejabberd's session commands with real clients online, and kicking sessions
+//!   through both dialects (stream errors, 404 when nothing matched).
+//! - `policies`: access rules through both dialects (ip-only, accounts, `!` exclusions, all
+//!   conditions of a rule at once), and `plughost check-config`.
+//! - `tokens`: bearer tokens from the CLI, the `token` plugin, OAuth and ejabberd's OAuth
+//!   commands: scopes, listing without secrets, revocation, expiry, hashed storage.
+//! - `security`: trusted proxies and forwarded addresses, no secrets in the log, the audit log
+//!   and its paging, the per-address lockout after failed authentications.
 //! - `users`: the user routes of the `user` plugin, with the sessions of real clients.
 //! - `roster`: the `roster` plugin's routes, and the roster pushes and gets clients see.
 //! - `messages`: the `message` plugin's single, multicast and broadcast messages as clients
@@ -20,6 +30,7 @@
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
 
 mod access;
+mod api;
 mod cli;
 mod containment;
 mod hot_reload;
@@ -27,8 +38,12 @@ mod https;
 mod input;
 mod messages;
 mod modules;
+mod policies;
 mod roster;
+mod security;
+mod sessions;
 mod startup;
+mod tokens;
 mod users;
 mod whitelist;
 mod xmpp;
