@@ -243,22 +243,26 @@ async fn roster_commands_push_to_real_clients() {
     let (_, pushed) = alice.expect_roster_push(&bare("bob")).await;
     assert_eq!((pushed.subscription.clone(), pushed.name.as_deref()), (Subscription::Both, Some("Bobby")));
     assert_eq!(sorted_groups(&pushed), ["Friends", "Work"]);
-    // Deviation: the host's roster add is mutual for a local contact.
-    let (_, pushed) = bob.expect_roster_push(&bare("alice")).await;
-    assert_eq!((pushed.subscription, pushed.name), (Subscription::Both, None));
+    // As in ejabberd, only alice's side is written: bob's roster stays empty and he gets no push.
 
     // One row per group; `ask` is "none", not ejabberd's leaked atom "undefined".
     let row = |group: &str| json!({"jid": "bob@localhost", "nick": "Bobby", "subscription": "both", "ask": "none", "group": group});
     assert_eq!(get_roster(&host, "alice").await, (200, json!([row("Friends"), row("Work")])));
     let by_get = host.api_request(Method::GET, "get_roster?user=alice&host=localhost").send().await;
     assert_eq!(by_get.json().as_array().map(Vec::len), Some(2), "{:?}", by_get.json());
+    assert_eq!(get_roster(&host, "bob").await, (200, json!([])));
+    assert!(bob.roster().await.items.is_empty(), "bob's own roster get shows nothing");
+    // `subs` is written as given.
+    let to_only = with(with(add.clone(), "subs", "to"), "group", "");
+    assert_eq!(host.api("add_rosteritem", to_only).await, (200, json!(0)));
+    let (_, pushed) = alice.expect_roster_push(&bare("bob")).await;
     assert_eq!(
-        get_roster(&host, "bob").await,
-        (
-            200,
-            json!([{"jid": "alice@localhost", "nick": "", "subscription": "both", "ask": "none", "group": ""}])
-        )
+        (pushed.subscription.clone(), sorted_groups(&pushed)),
+        (Subscription::To, Vec::<String>::new())
     );
+    let row =
+        json!({"jid": "bob@localhost", "nick": "Bobby", "subscription": "to", "ask": "none", "group": ""});
+    assert_eq!(get_roster(&host, "alice").await, (200, json!([row])));
 
     // Refused additions write and push nothing.
     let to_carol = with(with(add.clone(), "user", "carol"), "nick", "Carol");

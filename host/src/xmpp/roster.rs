@@ -76,6 +76,32 @@ impl Server {
         Ok(())
     }
 
+    /// An administrator's direct edit of one item of `account`'s roster, one side only (what
+    /// ejabberd's `add_rosteritem` does). A local contact must exist. `account` is pushed.
+    pub fn roster_set_item(
+        &self,
+        account: &BareJid,
+        contact: &BareJid,
+        update: ItemUpdate,
+        subscription: Subscription,
+    ) -> Result<(), AccountError> {
+        if !self.account_exists(account)? {
+            return Err(AccountError::NotFound(account.clone()));
+        }
+        if self.serves(contact.domain().as_str()) && !self.account_exists(contact)? {
+            return Err(AccountError::NotFound(contact.clone()));
+        }
+        let mut item =
+            self.stored_item(account, contact.as_str())?.unwrap_or_else(|| new_item(contact.as_str()));
+        item.name = update.name.filter(|name| !name.is_empty());
+        item.groups = update.groups;
+        item.groups.sort();
+        item.groups.dedup();
+        item.subscription = subscription;
+        item.ask = Ask::None;
+        self.put_item(account, item)
+    }
+
     /// Removes `contact` from `account`'s roster, cancelling subscriptions both ways (RFC 6121
     /// §2.5.2), and pushes the change. `not-found` when there was no such item.
     pub fn roster_remove(&self, account: &BareJid, contact: &BareJid) -> Result<(), AccountError> {

@@ -113,21 +113,25 @@ fn get_roster(request: &Request) -> Reply {
     Ok(ejabberd::json(rows))
 }
 
-/// `add_rosteritem`: `rescode`. `group` is `;`-separated. `subs` is checked but the host decides
-/// the subscription: mutual `both` for a local contact, none for a remote one.
+/// `add_rosteritem`: `rescode`. Writes `localuser`'s side only, with `subs` as given, as
+/// ejabberd does; `group` is `;`-separated.
 fn add_rosteritem(request: &Request) -> Reply {
     let [localuser, localhost, user, host] = OWNER_AND_CONTACT;
     let declared =
         [localuser, localhost, user, host, Arg::string("nick"), Arg::string("group"), Arg::string("subs")];
     let args = ejabberd::args(request, &declared)?;
-    if !matches!(args.str("subs"), "none" | "from" | "to" | "both") {
-        return Err(ejabberd::thrown(400, "Arg subs must be one of none, from, to, both"));
-    }
+    let subscription = match args.str("subs") {
+        "none" => Subscription::None,
+        "from" => Subscription::From,
+        "to" => Subscription::To,
+        "both" => Subscription::Both,
+        _ => return Err(ejabberd::thrown(400, "Arg subs must be one of none, from, to, both")),
+    };
     let owner = owner(&args)?;
     let nick = Some(args.str("nick")).filter(|nick| !nick.is_empty());
     let groups: Vec<String> =
         args.str("group").split(';').filter(|group| !group.is_empty()).map(String::from).collect();
-    let contact = roster::add(&owner, &contact(&args), nick, &groups)
+    let contact = roster::set_item(&owner, &contact(&args), nick, &groups, subscription)
         .map_err(|error| contact_error(error, "unknown_contact"))?;
     log(Level::Info, &format!("{} added {contact} to the roster of {owner}", request.caller.jid));
     Ok(ejabberd::rescode(true))

@@ -27,6 +27,32 @@ impl Host for PluginState {
         }))
     }
 
+    fn set_item(
+        &mut self,
+        jid: String,
+        contact: String,
+        name: Option<String>,
+        groups: Vec<String>,
+        subscription: Subscription,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        Ok(account(&self.services.server, &jid).and_then(|jid| {
+            let contact = contact_jid(&contact)?;
+            let subscription = match subscription {
+                Subscription::None => StoredSubscription::None,
+                Subscription::To => StoredSubscription::To,
+                Subscription::From => StoredSubscription::From,
+                Subscription::Both => StoredSubscription::Both,
+            };
+            self.services.server.roster_set_item(
+                &jid,
+                &contact,
+                ItemUpdate { name, groups },
+                subscription,
+            )?;
+            Ok(contact.to_string())
+        }))
+    }
+
     fn remove(&mut self, jid: String, contact: String) -> wasmtime::Result<Result<String, Error>> {
         Ok(account(&self.services.server, &jid).and_then(|jid| {
             let contact = contact_jid(&contact)?;
