@@ -2,6 +2,7 @@
 //! failed authentications and the client address behind trusted proxies. The HTTP layer applies
 //! them; the `tokens` interface lets plugins manage tokens.
 
+pub mod audit;
 pub mod limiter;
 pub mod policy;
 pub mod proxies;

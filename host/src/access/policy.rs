@@ -168,12 +168,13 @@ fn patterns_allow<'a>(patterns: impl Iterator<Item = &'a str> + Clone, command: 
 /// An ejabberd command is matched by its name; a mod_admin_rest route by its template, or by
 /// `METHOD template` when the pattern names a method.
 fn matches(pattern: &str, command: Command<'_>) -> bool {
-    let name = match command.dialect {
-        Dialect::Api => command.template.trim_start_matches('/').to_owned(),
-        Dialect::AdminRest if pattern.contains(' ') => format!("{} {}", command.method, command.template),
-        Dialect::AdminRest => command.template.to_owned(),
-    };
-    glob(pattern, &name)
+    match command.dialect {
+        Dialect::Api => glob(pattern, command.template.trim_start_matches('/')),
+        Dialect::AdminRest => match pattern.split_once(' ') {
+            Some((method, template)) => glob(method, command.method) && glob(template, command.template),
+            None => glob(pattern, command.template),
+        },
+    }
 }
 
 /// `*` matches any run of characters, everything else itself.

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use jid::BareJid;
 
+use crate::access::audit::AuditLog;
 use crate::access::limiter::FailureLimiter;
 use crate::access::policy::{Identity, Policy};
 use crate::access::tokens::Tokens;
@@ -41,7 +42,7 @@ pub struct App {
     pub plugins: Arc<Plugins>,
     pub whitelist: Arc<Whitelist>,
     pub tokens: Arc<Tokens>,
-    pub db: Arc<Db>,
+    audit_log: AuditLog,
     policy: Policy,
     limiter: FailureLimiter,
     auth_cache: access::AuthCache,
@@ -67,7 +68,7 @@ impl App {
             plugins,
             whitelist,
             tokens,
-            db,
+            audit_log: AuditLog::start(db),
             policy,
             limiter,
             auth_cache: access::AuthCache::default(),
@@ -86,8 +87,7 @@ impl App {
             })
     }
 
-    /// Writes one audit record, durably, before the answer leaves. A failure to write is logged
-    /// rather than turned into a failed call: the change itself has happened.
+    /// Writes one audit record, durably, before the answer leaves.
     async fn audit(
         &self,
         dialect: Dialect,
@@ -106,12 +106,7 @@ impl App {
             status,
         };
         tracing::info!(who = %record.who, ip = %record.ip, dialect = %record.dialect, command = %record.command, status, "audit");
-        let db = self.db.clone();
-        match tokio::task::spawn_blocking(move || db.append_audit(&record)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "cannot write the audit record"),
-            Err(error) => tracing::error!(%error, "cannot write the audit record"),
-        }
+        self.audit_log.write(record).await;
     }
 }
 

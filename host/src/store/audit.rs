@@ -17,12 +17,26 @@ pub struct AuditRecord {
 }
 
 impl Db {
-    /// Appends a record; durable once this returns.
-    pub fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO audit (at, who, ip, dialect, command, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![record.at, record.who, record.ip, record.dialect, record.command, record.status],
-        )?;
+    /// Appends records in one transaction (one disk sync for all); durable once this returns.
+    pub fn append_audit(&self, records: &[AuditRecord]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit (at, who, ip, dialect, command, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for record in records {
+                insert.execute(params![
+                    record.at,
+                    record.who,
+                    record.ip,
+                    record.dialect,
+                    record.command,
+                    record.status
+                ])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
