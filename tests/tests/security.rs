@@ -30,13 +30,8 @@ fn spoofs(address: &str) -> [(&'static str, String); 4] {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
-    // A rule that admits one outside address without credentials ...
-    let host = TestHost::builder()
-        .with_plugin("ejabberd-server")
-        .toml(
-            r#"
+/// The admins, plus one outside address that may call two commands without credentials.
+const PARTNER_RULES: &str = r#"
 [[access.rules]]
 name = "admins"
 who = { admins = true }
@@ -46,10 +41,12 @@ what = ["*"]
 name = "partner"
 who = { ip = ["10.9.9.9/32"] }
 what = ["status", "GET /users/count"]
-"#,
-        )
-        .start()
-        .await;
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forwarded_addresses_from_untrusted_peers_are_ignored() {
+    // A rule that admits one outside address without credentials ...
+    let host = TestHost::builder().with_plugin("ejabberd-server").toml(PARTNER_RULES).start().await;
     // ... is not fooled by a header from a peer that is no trusted proxy.
     for (name, value) in spoofs("10.9.9.9") {
         let reply = host.api_request(Method::GET, "status").no_auth().header(name, &value).send().await;
@@ -73,19 +70,7 @@ async fn a_trusted_proxy_forwards_the_client_address() {
         .with_plugin("audit")
         .http(r#"trusted_proxies = ["127.0.0.1/32"]"#)
         .http(r#"whitelist = ["127.0.0.0/8", "10.9.9.0/24"]"#)
-        .toml(
-            r#"
-[[access.rules]]
-name = "admins"
-who = { admins = true }
-what = ["*"]
-
-[[access.rules]]
-name = "partner"
-who = { ip = ["10.9.9.9/32"] }
-what = ["status", "GET /users/count"]
-"#,
-        )
+        .toml(PARTNER_RULES)
         .start()
         .await;
     let ping = |name: &'static str, value: &str| host.request(Method::GET, "/ping").header(name, value);
