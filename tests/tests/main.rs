@@ -25,6 +25,7 @@
 //! - `hot_reload`: dropping, replacing (under load) and deleting plugin files; broken files.
 //! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
+//! - `health`: `/healthz` and `/readyz` for orchestrators.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
@@ -33,6 +34,7 @@ mod access;
 mod api;
 mod cli;
 mod containment;
+mod health;
 mod hot_reload;
 mod https;
 mod input;

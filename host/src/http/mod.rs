@@ -5,6 +5,7 @@
 mod access;
 mod dispatch;
 pub mod error;
+mod health;
 mod listeners;
 mod oauth;
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use listeners::{Peer, TlsListener, Transport};
@@ -42,6 +43,7 @@ pub struct App {
     pub plugins: Arc<Plugins>,
     pub whitelist: Arc<Whitelist>,
     pub tokens: Arc<Tokens>,
+    db: Arc<Db>,
     audit_log: AuditLog,
     policy: Policy,
     limiter: FailureLimiter,
@@ -68,7 +70,8 @@ impl App {
             plugins,
             whitelist,
             tokens,
-            audit_log: AuditLog::start(db),
+            audit_log: AuditLog::start(db.clone()),
+            db,
             policy,
             limiter,
             auth_cache: access::AuthCache::default(),
@@ -143,7 +146,8 @@ pub async fn serve(
 }
 
 /// The whole HTTP surface: each dialect's routes (authenticated, then dispatched to the plugin
-/// that declares them), the OAuth token endpoint, and `404 Invalid request path` for the rest.
+/// that declares them), the OAuth token endpoint, the health probes, and `404 Invalid request
+/// path` for the rest.
 pub fn router(app: Arc<App>) -> Router {
     let base = app.config.http.base.clone();
     let api_base = app.config.http.api_base.clone();
@@ -156,13 +160,17 @@ pub fn router(app: Arc<App>) -> Router {
         .route(&api_base, any(dispatch::api))
         .route(&format!("{api_base}/{{*path}}"), any(dispatch::api));
     let dialects = admin_rest.merge(api).route_layer(from_fn_with_state(app.clone(), access::authenticate));
-    Router::new()
+    let guarded = Router::new()
         .merge(dialects)
         .route(oauth::TOKEN_PATH, post(oauth::token))
         .fallback(|| async { error::ApiError::UnknownPath })
         .layer(from_fn_with_state(app.clone(), access::require_tls))
         .layer(from_fn_with_state(app.clone(), access::whitelist))
-        .layer(from_fn_with_state(app.clone(), access::context))
+        .layer(from_fn_with_state(app.clone(), access::context));
+    let probes = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
+    Router::new()
+        .merge(guarded)
+        .merge(probes)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(app)
 }

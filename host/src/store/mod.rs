@@ -66,6 +66,11 @@ impl Db {
         Db { conn: Mutex::new(conn) }
     }
 
+    /// Whether the database answers a query (for the readiness probe).
+    pub fn ping(&self) -> Result<()> {
+        Ok(self.conn().query_row("SELECT 1", [], |_| Ok(()))?)
+    }
+
     fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (statements are atomic),
         // so a poisoned lock is safe to keep using.
