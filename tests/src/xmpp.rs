@@ -482,15 +482,13 @@ impl XmppClient {
     /// `contact`; returns the push's `from` and that item. Other stanzas stay for later calls.
     pub async fn expect_roster_push(&mut self, contact: &BareJid) -> (Option<Jid>, Item) {
         let what = format!("roster push for {contact}");
-        self.expect(&what, |stanza| match stanza {
-            Stanza::Iq(Iq::Set { from, payload, .. }) => {
-                let roster = Roster::try_from(payload.clone()).ok()?;
-                let item = roster.items.into_iter().find(|item| &item.jid == contact)?;
-                Some((from.clone(), item))
-            }
-            _ => None,
-        })
-        .await
+        self.expect(&what, |stanza| roster_push(stanza, |item| &item.jid == contact)).await
+    }
+
+    /// The item of the next roster push, whatever its contact (messages and presence stay for
+    /// later calls): for checking that no other push came first.
+    pub async fn next_roster_push(&mut self) -> Item {
+        self.expect("a roster push", |stanza| roster_push(stanza, |_| true).map(|(_, item)| item)).await
     }
 
     /// Waits until the stream has ended (tokio-xmpp reports the connection suspended and asks
@@ -856,4 +854,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The password the tests give account `name`: `pw-name`.
 pub fn password_of(name: &str) -> String {
     format!("pw-{name}")
+}
+
+/// The `from` and first item matching `wanted` of a roster push.
+fn roster_push(stanza: &Stanza, wanted: impl Fn(&Item) -> bool) -> Option<(Option<Jid>, Item)> {
+    match stanza {
+        Stanza::Iq(Iq::Set { from, payload, .. }) => {
+            let roster = Roster::try_from(payload.clone()).ok()?;
+            let item = roster.items.into_iter().find(|item| wanted(item))?;
+            Some((from.clone(), item))
+        }
+        _ => None,
+    }
 }

@@ -4,14 +4,13 @@
 //! differently from ejabberd 23.01 (an unknown user's `unregister` is a 404, a malformed name is
 //! a 400 ...), the tests hold it to Plughost's answer. The session commands are in `sessions`.
 
-use plughost_tests::xmpp::{XmppClient, bare, body, is_not_authorized};
+use plughost_tests::xmpp::{bare, body, is_not_authorized};
 use plughost_tests::{Method, TestHost, json};
 use serde_json::Value;
 use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::Jid;
-use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::MessageType;
-use tokio_xmpp::parsers::roster::{Item, Roster, Subscription};
+use tokio_xmpp::parsers::roster::{Item, Subscription};
 
 /// A server with the default plugins (for `create_users`), `plugins` and accounts `names`.
 async fn host_with(plugins: &[&str], names: &[&str]) -> TestHost {
@@ -201,18 +200,6 @@ async fn argument_errors_are_400_and_change_nothing() {
     }
 }
 
-/// The next roster push of any contact: the pushed item.
-async fn next_push(client: &mut XmppClient) -> Item {
-    client
-        .expect("a roster push", |stanza| match stanza {
-            Stanza::Iq(Iq::Set { payload, .. }) => {
-                Roster::try_from(payload.clone()).ok().and_then(|roster| roster.items.into_iter().next())
-            }
-            _ => None,
-        })
-        .await
-}
-
 fn sorted_groups(item: &Item) -> Vec<String> {
     let mut groups: Vec<String> = item.groups.iter().map(|group| group.0.clone()).collect();
     groups.sort();
@@ -284,7 +271,7 @@ async fn roster_commands_push_to_real_clients() {
     let delete = json!({"localuser": "alice", "localhost": "localhost", "user": "bob", "host": "localhost"});
     assert_eq!(host.api("delete_rosteritem", delete.clone()).await, (200, json!(0)));
     // The first push alice sees after bob's addition is bob's removal: nothing came in between.
-    let pushed = next_push(&mut alice).await;
+    let pushed = alice.next_roster_push().await;
     assert_eq!((pushed.jid, pushed.subscription), (bare("bob"), Subscription::Remove));
     assert!(alice.roster().await.items.iter().all(|item| item.jid != bare("bob")), "bob is gone for alice");
     assert_eq!(get_roster(&host, "alice").await, (200, json!([])));

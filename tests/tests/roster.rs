@@ -4,11 +4,9 @@
 use plughost_tests::xmpp::{Ask, Subscription, XmppClient, bare};
 use plughost_tests::{Method, TestHost, json};
 use serde_json::Value;
-use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::{BareJid, Jid};
-use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::presence::Type as PresenceType;
-use tokio_xmpp::parsers::roster::{Group, Item, Roster};
+use tokio_xmpp::parsers::roster::{Group, Item};
 
 const CONTACT_MALFORMED: &str = "Contact does not exist or is malformed";
 const USER_MALFORMED: &str = "User does not exist or is malformed";
@@ -33,18 +31,6 @@ async fn remove(host: &TestHost, name: &str, body: Value) -> (u16, Value) {
 
 fn error(status: u16, text: &str) -> (u16, Value) {
     (status, json!({"result": text}))
-}
-
-/// The next roster push of any contact (passing over messages and presence).
-async fn next_push(client: &mut XmppClient) -> Item {
-    client
-        .expect("a roster push", |stanza| match stanza {
-            Stanza::Iq(Iq::Set { payload, .. }) => {
-                Roster::try_from(payload.clone()).ok().and_then(|roster| roster.items.into_iter().next())
-            }
-            _ => None,
-        })
-        .await
 }
 
 /// The item for `contact` in `client`'s roster get.
@@ -246,7 +232,7 @@ async fn bad_input_changes_nothing() {
     let mut alice = host.user_online("alice", "desk").await;
     let body = json!({"contact": "bob@localhost", "name": "Bobby", "groups": ["Friends"]});
     assert_eq!(add(&host, "alice", body).await.0, 200);
-    assert_eq!(next_push(&mut alice).await.jid, bare("bob"));
+    assert_eq!(alice.next_roster_push().await.jid, bare("bob"));
     let (_, before) = host.get("/roster/alice").await;
     let (_, bob_before) = host.get("/roster/bob").await;
 
@@ -305,7 +291,7 @@ async fn bad_input_changes_nothing() {
     assert_eq!(host.get("/roster/bob").await, (200, bob_before));
     assert_eq!(host.get("/roster/nobody").await, error(404, "User does not exist: nobody@localhost"));
     assert_eq!(add(&host, "alice", json!({"contact": "carol@localhost"})).await.0, 200);
-    assert_eq!(next_push(&mut alice).await.jid, bare("carol"), "no push before the valid change");
+    assert_eq!(alice.next_roster_push().await.jid, bare("carol"), "no push before the valid change");
     let bob = roster_item(&mut alice, &bare("bob")).await.expect("bob still in the roster");
     assert_eq!((bob.subscription, bob.name.as_deref()), (Subscription::Both, Some("Bobby")));
     assert_eq!(bob.groups, [Group("Friends".to_owned())]);
