@@ -20,6 +20,16 @@ use plughost::config::{Config, Overrides};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line, with
+    /// the span fields such as `request_id`) for log collectors. RUST_LOG sets the detail.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PLUGHOST_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -126,20 +136,43 @@ impl Common {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("plughost: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr at RUST_LOG's levels (default `info`), never with XML stream contents.
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let levels = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // tokio-xmpp traces every byte of the XML stream: SASL credentials and message bodies.
+    let no_stream_contents = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(*metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tokio_xmpp"))
+    });
+    let logs = tracing_subscriber::registry().with(levels).with(no_stream_contents);
+    match format {
+        LogFormat::Text => logs
+            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
+            .init(),
+        LogFormat::Json => logs
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .init(),
     }
 }
 

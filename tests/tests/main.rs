@@ -26,6 +26,8 @@
 //! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
 //! - `health`: `/healthz` and `/readyz` for orchestrators.
+//! - `openapi`: each dialect's OpenAPI document, validated, following loads and unloads.
+//! - `logs`: request ids on every answer and in plugin log lines, JSON logs.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
@@ -38,8 +40,10 @@ mod health;
 mod hot_reload;
 mod https;
 mod input;
+mod logs;
 mod messages;
 mod modules;
+mod openapi;
 mod policies;
 mod roster;
 mod security;
