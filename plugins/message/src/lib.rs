@@ -129,7 +129,7 @@ const SEND: Doc = Doc {
         BAD_BODY,
         Answer::text(404, "`User does not exist or is malformed`"),
         Answer::text(501, "`Message dropped per configuration: JID`: a headline to an offline user"),
-        Answer::text(503, "The server's storage failed or is shutting down; the text says why"),
+        sdk::UNAVAILABLE,
     ],
 };
 

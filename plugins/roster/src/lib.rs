@@ -46,10 +46,6 @@ const NAME: Param = Param::path(
     (`alice@example.org`); nodeprepped, so `ALICE` is `alice`.",
 );
 
-/// What `sdk::error_reply` makes of a storage failure in the host.
-const UNAVAILABLE: Answer =
-    Answer::text(503, "The server's storage failed or is shutting down; the text says why");
-
 #[derive(Serialize)]
 struct RosterView {
     count: usize,
@@ -201,7 +197,7 @@ const SHOW: Doc = Doc {
             }"#,
         ),
         Answer::text(404, "`User does not exist or is malformed` or `User does not exist: JID`"),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 
@@ -250,7 +246,7 @@ const ADD: Doc = Doc {
             contact without an account), `User does not exist or is malformed` or `User does not \
             exist: JID`",
         ),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 
@@ -290,7 +286,7 @@ const REMOVE: Doc = Doc {
             "`Contact does not exist or is malformed` (no `contact`, a malformed one, or one not in \
             the roster), `User does not exist or is malformed` or `User does not exist: JID`",
         ),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 

@@ -125,6 +125,11 @@ impl Answer {
     }
 }
 
+/// What [`error_reply`] makes of a host error `unavailable`: the server's storage failed or it is
+/// shutting down.
+pub const UNAVAILABLE: Answer =
+    Answer::text(503, "The server's storage failed or is shutting down; the text says why");
+
 /// JSON Schemas that many routes share.
 pub mod schema {
     /// Any string.

@@ -44,10 +44,6 @@ const ENDPOINTS: &[Endpoint] = &[
     Endpoint { method: Method::Delete, path: "/token/{id}", handler: revoke, mutates: true, doc: REVOKE },
 ];
 
-/// What `sdk::error_reply` makes of a storage failure in the host.
-const UNAVAILABLE: Answer =
-    Answer::text(503, "The server's storage failed or is shutting down; the text says why");
-
 /// How long a token lives when the request does not say: one hour.
 const DEFAULT_TTL_SECONDS: u64 = 3600;
 
@@ -173,7 +169,7 @@ const LIST: Doc = Doc {
         ),
         Answer::text(400, "`Query parameter jid is not a user of this server: REASON`"),
         Answer::text(404, "`User does not exist: JID`"),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 
@@ -253,7 +249,7 @@ const ISSUE: Doc = Doc {
             seconds`, or the host's reason for a malformed scope or a `ttl` out of range",
         ),
         Answer::text(404, "`User does not exist: JID`"),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 
@@ -299,7 +295,7 @@ const REVOKE: Doc = Doc {
     answers: &[
         Answer::text(200, "`Token revoked: ID`"),
         Answer::text(404, "`No such token: ID`"),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 

@@ -99,10 +99,6 @@ const NO_USER: Answer = Answer::text(
     `User does not exist: JID`",
 );
 
-/// What `sdk::error_reply` makes of a storage failure in the host.
-const UNAVAILABLE: Answer =
-    Answer::text(503, "The server's storage failed or is shutting down; the text says why");
-
 /// The 200 of the `connected` routes.
 const CONNECTED_RESULT: &str = r#"{
     "type": "object",
@@ -349,7 +345,7 @@ const SHOW: Doc = Doc {
         is a 200 with `connected: false`.",
     params: &[NAME],
     body: None,
-    answers: &[Answer::new(200, "The user", USER), NO_USER, UNAVAILABLE],
+    answers: &[Answer::new(200, "The user", USER), NO_USER, sdk::UNAVAILABLE],
 };
 
 fn show(request: &Request) -> Reply {
@@ -390,7 +386,7 @@ const REGISTER: Doc = Doc {
         ),
         Answer::text(404, "`Invalid request path`: the name cannot name an account of this server"),
         Answer::text(409, "`User already exists: JID`"),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 
@@ -418,7 +414,7 @@ const DELETE: Doc = Doc {
         closes its live sessions.",
     params: &[NAME],
     body: None,
-    answers: &[Answer::text(200, "`User deleted: JID`"), NO_USER, UNAVAILABLE],
+    answers: &[Answer::text(200, "`User deleted: JID`"), NO_USER, sdk::UNAVAILABLE],
 };
 
 fn delete(request: &Request) -> Reply {
@@ -450,7 +446,7 @@ const MODIFY: Doc = Doc {
             use (as for `POST /user/{name}`)",
         ),
         NO_USER,
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 
@@ -492,7 +488,7 @@ const KICK_ANSWERS: &[Answer] = &[
         "`No such session: JID[/RESOURCE]` (nothing to kick), `User does not exist or is malformed` \
         or `User does not exist: JID`",
     ),
-    UNAVAILABLE,
+    sdk::UNAVAILABLE,
 ];
 
 const KICK_ALL: Doc = Doc {
@@ -550,7 +546,7 @@ const CONNECTED: Doc = Doc {
             `User does not exist: JID`",
             NOT_CONNECTED,
         ),
-        UNAVAILABLE,
+        sdk::UNAVAILABLE,
     ],
 };
 
