@@ -27,6 +27,7 @@
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
 //! - `health`: `/healthz` and `/readyz` for orchestrators.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
+//! - `plugin_tool`: `plughost plugin check` on good and bad files.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
 
@@ -40,6 +41,7 @@ mod https;
 mod input;
 mod messages;
 mod modules;
+mod plugin_tool;
 mod policies;
 mod roster;
 mod security;
