@@ -80,8 +80,17 @@ fn addresses(from: &str, to: &str) -> Result<(Jid, Jid), Error> {
     Ok((parse(from)?, parse(to)?))
 }
 
+/// How deep the elements of an administrator's stanza may nest. Real stanzas nest a dozen
+/// levels at most; the XML tree is built, copied, written and dropped recursively, so a tree
+/// thousands of levels deep (a few kilobytes of `<a>`) would overflow the stack of the thread
+/// and take the whole process down.
+const MAX_STANZA_DEPTH: usize = 64;
+
 /// A stanza of `jabber:client`; the namespace may be left out, as ejabberd's `send_stanza` allows.
 fn parse_stanza(xml: &str) -> Result<Stanza, Error> {
+    if nesting_depth_exceeds(xml.as_bytes(), MAX_STANZA_DEPTH) {
+        return Err(Error::Invalid(format!("elements nest deeper than {MAX_STANZA_DEPTH} levels")));
+    }
     let invalid =
         |error: xso::error::Error| Error::Invalid(format!("not a message, presence or iq stanza: {error}"));
     match xso::from_bytes::<Stanza>(xml.as_bytes()) {
@@ -100,6 +109,28 @@ fn parse_stanza(xml: &str) -> Result<Stanza, Error> {
                 }
                 _ => Err(invalid(first)),
             }
+        }
+    }
+}
+
+/// Whether the elements of `xml` nest deeper than `limit`, found by a pass of the XML parser that
+/// builds nothing (so it has no recursion of its own). Malformed XML counts as not too deep: the
+/// real parse then reports what is wrong with it.
+fn nesting_depth_exceeds(mut xml: &[u8], limit: usize) -> bool {
+    use xso::exports::rxml::{Parse, RawEvent, RawParser};
+    let mut parser = RawParser::new();
+    let mut depth = 0usize;
+    loop {
+        match parser.parse(&mut xml, true) {
+            Ok(Some(RawEvent::ElementHeadOpen(..))) => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            Ok(Some(RawEvent::ElementFoot(..))) => depth = depth.saturating_sub(1),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return false,
         }
     }
 }
@@ -126,4 +157,31 @@ fn stanza(message: Outgoing, prefix: &str) -> Message {
         stanza.subjects.insert(Lang::default(), subject);
     }
     stanza
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deeply_nested_stanzas_are_refused_before_they_are_built() {
+        // RFC 6121 §5.1's example, as an administrator would pass it.
+        let chat = "<message from='juliet@example.com/balcony' to='romeo@example.net' type='chat' \
+                    xml:lang='en'><body>Art thou not Romeo, and a Montague?</body></message>";
+        assert!(matches!(parse_stanza(chat), Ok(Stanza::Message(_))));
+        let nested = |depth: usize| {
+            format!(
+                "<message to='romeo@example.net'>{}{}</message>",
+                "<a>".repeat(depth),
+                "</a>".repeat(depth)
+            )
+        };
+        assert!(parse_stanza(&nested(MAX_STANZA_DEPTH - 1)).is_ok());
+        let Err(Error::Invalid(reason)) = parse_stanza(&nested(100_000)) else {
+            panic!("a deep stanza parsed")
+        };
+        assert!(reason.contains("nest deeper"), "{reason}");
+        // Never closed: still counted, and refused, rather than left to the real parse.
+        assert!(nesting_depth_exceeds("<a>".repeat(100_000).as_bytes(), MAX_STANZA_DEPTH));
+    }
 }
