@@ -60,6 +60,12 @@ pub struct HttpConfig {
     pub whitelist: Option<Vec<IpNet>>,
     /// The largest request body accepted, in bytes. Default: 1 MiB.
     pub max_body: usize,
+    /// Seconds a client has to send a request's headers, and that a keep-alive connection may
+    /// wait for the next request; then the connection is closed (slowloris). Default: 10.
+    pub header_timeout_s: u64,
+    /// Seconds a client has to send a request's body once its headers are in; then the answer is
+    /// 408. Default: 30.
+    pub body_timeout_s: u64,
 }
 
 /// `[messages]`: what the admin API's messages look like. Each prefix is prepended verbatim to
@@ -299,6 +305,8 @@ impl Default for HttpConfig {
             require_tls: false,
             whitelist: None,
             max_body: 1024 * 1024,
+            header_timeout_s: 10,
+            body_timeout_s: 30,
         }
     }
 }
@@ -434,8 +442,8 @@ impl Config {
         if self.access.max_auth_failures == 0 || self.access.lockout_s == 0 {
             bail!("`access`: max_auth_failures and lockout_s must be positive");
         }
-        if self.http.max_body == 0 {
-            bail!("`http.max_body` must be positive");
+        if self.http.max_body == 0 || self.http.header_timeout_s == 0 || self.http.body_timeout_s == 0 {
+            bail!("`http`: max_body and the timeouts must be positive");
         }
         for (name, plugin) in &self.plugin {
             if plugin.deadline_ms == Some(0) || plugin.memory_mib == Some(0) {
@@ -538,6 +546,7 @@ mod tests {
         assert_eq!(config.c2s.listen.to_string(), "127.0.0.1:5222");
         assert_eq!(config.http.base, "/admin_rest");
         assert_eq!(config.http.max_body, 1 << 20);
+        assert_eq!((config.http.header_timeout_s, config.http.body_timeout_s), (10, 30));
         assert!(config.http.whitelist.is_none());
         assert_eq!(config.plugin_policy("other").grants, [Capability::Log]);
         assert_eq!(config.plugin_policy("other").deadline_ms, 2000);

@@ -9,6 +9,7 @@
 //! - [`http`]: the axum admin API over HTTP and HTTPS: whitelist, `require_tls`, Basic auth,
 //!   dispatch to plugins, JSON errors.
 //! - [`whitelist`]: the admin API's address whitelist, changed at run time and persisted.
+//! - [`shutdown`]: the stages of a graceful stop, which the listeners watch.
 //!
 //! [`run`] is the one entry point, shared by the binary and the tests; [`plugins_without_server`]
 //! is a plugin host for the commands that only look at plugins.
@@ -19,6 +20,7 @@ pub mod access;
 pub mod config;
 pub mod http;
 pub mod plugins;
+pub mod shutdown;
 pub mod store;
 pub mod whitelist;
 pub mod xmpp;
@@ -36,6 +38,7 @@ use rand::distr::Alphanumeric;
 use access::tokens::Tokens;
 use config::Config;
 use plugins::{Plugins, Services};
+use shutdown::Stage;
 use store::Db;
 use whitelist::Whitelist;
 use xmpp::Server;
@@ -56,6 +59,10 @@ pub fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
 /// Runs the server until `shutdown` completes: creates the first admin if needed, loads and
 /// watches the plugins, serves the admin API, and prints one `plughost ready ...` line once every
 /// listener is bound.
+///
+/// Then it stops gracefully: no listener accepts any more, HTTP requests in flight get
+/// [`http::DRAIN_TIMEOUT`] to be answered, every XMPP session is closed with `system-shutdown`
+/// (within [`xmpp::c2s::CLOSE_TIMEOUT`]), the audit log is flushed and the database checkpointed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let db = open_db(&config)?;
@@ -68,11 +75,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tokio::task::spawn_blocking(move || loading.load_all()).await.context("loading plugins")?;
     let _watcher = plugins::watcher::watch(plugins.clone())?;
 
+    let (stage, stages) = tokio::sync::watch::channel(Stage::Serving);
     let tls = xmpp::tls::acceptor(&config)?;
     let c2s_listener = bind(config.c2s.listen, "XMPP clients").await?;
     let c2s_addr = c2s_listener.local_addr()?;
     let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone());
-    let c2s_task = tokio::spawn(c2s.serve(c2s_listener));
+    let c2s_task = tokio::spawn(c2s.serve(c2s_listener, stages.clone()));
 
     let http_listener = bind(config.http.listen, "HTTP").await?;
     let mut ready = format!("plughost ready http={}", http_listener.local_addr()?);
@@ -84,13 +92,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         }
         None => None,
     };
-    let app = http::App::new(config.clone(), server, plugins, whitelist, tokens, db);
+    let app = http::App::new(config.clone(), server, plugins, whitelist, tokens, db.clone());
     println!("{ready} c2s={c2s_addr}");
     std::io::stdout().flush().ok();
     tracing::info!(base = %config.http.base, domains = ?config.domains, "{ready} c2s={c2s_addr}");
 
-    http::serve(app, http_listener, https_listener, shutdown).await.context("HTTP server failed")?;
-    c2s_task.abort();
+    // Sessions stay up while admin requests finish: one may be about to message or kick them.
+    let draining = async {
+        shutdown.await;
+        let _ = stage.send(Stage::Draining);
+    };
+    http::serve(app.clone(), http_listener, https_listener, draining).await;
+    let _ = stage.send(Stage::Closing);
+    c2s_task.await.context("the c2s listener failed")?;
+    app.flush_audit().await;
+    let checkpoint = tokio::task::spawn_blocking(move || db.checkpoint());
+    match checkpoint.await.context("the database checkpoint failed")? {
+        Ok(()) => tracing::info!("database checkpointed"),
+        Err(error) => {
+            tracing::warn!(%error, "cannot checkpoint the database; the WAL holds the latest writes")
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

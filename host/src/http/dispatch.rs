@@ -3,6 +3,7 @@
 //! HTTP and audits mutating calls.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Body;
@@ -14,7 +15,7 @@ use super::access::RequestContext;
 use super::error::ApiError;
 use super::{App, Transport};
 use crate::access::policy::{Command, Identity};
-use crate::config::Dialect;
+use crate::config::{Dialect, HttpConfig};
 use crate::plugins::registry::{Lookup, method_name};
 use crate::plugins::{Caller, Method, Request as PluginRequest, Response as PluginResponse};
 
@@ -97,7 +98,7 @@ async fn call(
             (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
         })
         .collect();
-    let body = match read_body(request.into_body(), app.config.http.max_body).await {
+    let body = match read_body(request.into_body(), &app.config.http).await {
         Ok(body) => body,
         Err(error) => return (Err(error), audited),
     };
@@ -128,15 +129,25 @@ fn plugin_method(method: &HttpMethod) -> Option<Method> {
     })
 }
 
-/// Reads at most `limit` bytes; a larger body is refused without being read to the end (and
-/// without reading it at all when `content-length` already says so).
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Reads at most `http.max_body` bytes, frame by frame as they arrive, within
+/// `http.body_timeout_s`. A larger body is refused as soon as it passes the limit, chunked or
+/// not, without being read to the end (and without reading it at all when `content-length`
+/// already says so); the connection is then closed rather than drained.
+pub(super) async fn read_body(body: Body, http: &HttpConfig) -> Result<Vec<u8>, ApiError> {
+    use axum::body::HttpBody;
     use http_body_util::BodyExt;
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::BodyTooLarge(limit)),
-        Err(_) => Err(ApiError::BodyUnreadable),
+    if body.size_hint().lower() > http.max_body as u64 {
+        return Err(ApiError::BodyTooLarge(http.max_body));
+    }
+    let limited = http_body_util::Limited::new(body, http.max_body);
+    let timeout = Duration::from_secs(http.body_timeout_s);
+    match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::BodyTooLarge(http.max_body))
+        }
+        Ok(Err(_)) => Err(ApiError::BodyUnreadable),
+        Err(_) => Err(ApiError::BodyTimeout(timeout)),
     }
 }
 

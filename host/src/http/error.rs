@@ -39,6 +39,8 @@ pub enum ApiError {
     BodyTooLarge(usize),
     #[error("Request body could not be read")]
     BodyUnreadable,
+    #[error("Request body not received within {} s", .0.as_secs())]
+    BodyTimeout(std::time::Duration),
     #[error("{0}")]
     Plugin(#[from] CallError),
     #[error("Plugin `{plugin}` answered with an invalid status {status}")]
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::UnknownPath => StatusCode::NOT_FOUND,
             ApiError::WrongMethod => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Plugin(CallError::Deadline { .. } | CallError::Instantiate { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -89,7 +92,8 @@ impl ApiError {
             ApiError::UnknownPath
             | ApiError::WrongMethod
             | ApiError::BodyTooLarge(_)
-            | ApiError::BodyUnreadable => 40,
+            | ApiError::BodyUnreadable
+            | ApiError::BodyTimeout(_) => 40,
             ApiError::Plugin(_) | ApiError::InvalidPluginStatus { .. } | ApiError::Internal => 50,
         }
     }

@@ -1,13 +1,12 @@
 //! The two ways into the admin API: plain HTTP and HTTPS. Each accepted connection carries a
-//! [`Peer`] (address and transport) into axum's connect info, which is how the access layer
-//! knows whether a request came over TLS.
+//! [`Peer`] (address and transport) into axum's connect info (see `serve`), which is how the
+//! access layer knows whether a request came over TLS.
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -30,18 +29,6 @@ pub enum Transport {
 pub struct Peer {
     pub addr: SocketAddr,
     pub transport: Transport,
-}
-
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Peer {
-        Peer { addr: *stream.remote_addr(), transport: Transport::Plain }
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Peer {
-        Peer { addr: *stream.remote_addr(), transport: Transport::Tls }
-    }
 }
 
 /// An HTTPS listener. Handshakes run in their own tasks, so that a slow or silent client never

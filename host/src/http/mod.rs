@@ -12,20 +12,27 @@ pub mod openapi;
 mod request_id;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use jid::BareJid;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use listeners::{Peer, TlsListener, Transport};
-use tokio::net::TcpListener;
-
-use std::net::IpAddr;
-use std::time::Duration;
-
-use jid::BareJid;
 
 use crate::access::audit::AuditLog;
 use crate::access::limiter::FailureLimiter;
@@ -93,6 +100,12 @@ impl App {
             })
     }
 
+    /// Waits until every audit record queued so far is on disk. Each request already waits for
+    /// its own; this is for the stop, after requests that were cut off may have queued one.
+    pub async fn flush_audit(&self) {
+        self.audit_log.flush().await;
+    }
+
     /// Writes one audit record, durably, before the answer leaves.
     async fn audit(
         &self,
@@ -116,35 +129,88 @@ impl App {
     }
 }
 
-/// Serves the API on `plain` and, when given, `tls`, until `shutdown` completes; then both stop
-/// taking connections and finish the requests in flight.
+/// How long requests in flight may take to finish once the server is told to stop; a request
+/// still running after that is cut off with its connection.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the API on `plain` and, when given, `tls`, until `shutdown` completes; then both
+/// listeners close, idle connections are closed, and requests in flight get [`DRAIN_TIMEOUT`]
+/// to finish (each connection closes after its answer).
+///
+/// Connections are hyper's HTTP/1 rather than `axum::serve`'s, for the one setting it does not
+/// expose: `http.header_timeout_s`, the time a client has to send a request's headers. It is also
+/// how long a keep-alive connection may sit idle, since hyper waits for the next request's
+/// headers under the same timer; so a client that trickles its headers, or opens connections
+/// and sends nothing, holds nothing for long.
 pub async fn serve(
     app: Arc<App>,
-    plain: TcpListener,
-    tls: Option<TlsListener>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
-    let stop_signal = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
+    mut plain: TcpListener,
+    mut tls: Option<TlsListener>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let header_timeout = Duration::from_secs(app.config.http.header_timeout_s);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let connections = Connections { http1, router: router(app), graceful: GracefulShutdown::new() };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            (stream, addr) = Listener::accept(&mut plain) => {
+                connections.spawn(stream, Peer { addr, transport: Transport::Plain });
+            }
+            (stream, addr) = accept_tls(&mut tls) => {
+                connections.spawn(stream, Peer { addr, transport: Transport::Tls });
+            }
         }
-    };
-    let router = router(app);
-    let plain = axum::serve(plain, router.clone().into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(stop_signal());
+    }
+    drop((plain, tls));
+    let open = connections.graceful.count();
+    tracing::info!(
+        open,
+        "HTTP: no longer accepting connections; waiting up to {DRAIN_TIMEOUT:?} for requests in flight"
+    );
+    match tokio::time::timeout(DRAIN_TIMEOUT, connections.graceful.shutdown()).await {
+        Ok(()) => tracing::info!("HTTP: every request in flight was answered"),
+        Err(_) => tracing::warn!("HTTP: requests still in flight after {DRAIN_TIMEOUT:?} were cut off"),
+    }
+}
+
+/// The next handshaken HTTPS connection; never, without an HTTPS listener.
+async fn accept_tls(tls: &mut Option<TlsListener>) -> (TlsStream<TcpStream>, SocketAddr) {
     match tls {
-        None => plain.await,
-        Some(tls) => {
-            let tls = axum::serve(tls, router.into_make_service_with_connect_info::<Peer>())
-                .with_graceful_shutdown(stop_signal());
-            tokio::try_join!(plain.into_future(), tls.into_future()).map(|_| ())
-        }
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What every connection is served with.
+struct Connections {
+    http1: hyper::server::conn::http1::Builder,
+    /// The router, cloned for each connection (its routes are behind an `Arc`).
+    router: Router,
+    /// Tells each connection to finish its request in flight and close, and waits for them.
+    graceful: GracefulShutdown,
+}
+
+impl Connections {
+    /// Serves one connection in its own task. The peer goes into each request's extensions as
+    /// axum's `ConnectInfo`, which is how the access layer learns the address and the transport.
+    fn spawn<I>(&self, io: I, peer: Peer)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = self.router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection = self.http1.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+        let connection = self.graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(peer = %peer.addr, %error, "HTTP connection ended with an error");
+            }
+        });
     }
 }
 

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -31,11 +30,16 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 pub async fn token(
     State(app): State<Arc<App>>,
     Extension(context): Extension<RequestContext>,
-    body: Bytes,
+    request: Request,
 ) -> Response {
     if let Some(wait) = app.limiter.locked_out(context.client) {
         return ApiError::TooManyFailures(wait).into_response();
     }
+    // The same limits as an API call's body, and a JSON answer when they are exceeded.
+    let body = match super::dispatch::read_body(request.into_body(), &app.config.http).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
     if field("grant_type") != Some("password") {

@@ -160,6 +160,10 @@ fn operation(plugin: &LoadedPlugin, route: &Route, dialect: Dialect, operation_i
 
 /// What the host itself can answer for any plugin route, unless the plugin documents the status.
 fn host_answers(reads_body: bool) -> impl Iterator<Item = (u16, &'static str)> {
+    let body_answers = [
+        (408, "The body did not arrive within `http.body_timeout_s`."),
+        (413, "The body is larger than `http.max_body`."),
+    ];
     [
         (400, "Malformed `Authorization` header, or a body that could not be read."),
         (401, "No credentials, wrong credentials, or an invalid or expired token."),
@@ -169,7 +173,7 @@ fn host_answers(reads_body: bool) -> impl Iterator<Item = (u16, &'static str)> {
         (503, "The plugin exceeded its deadline or could not be started."),
     ]
     .into_iter()
-    .chain(reads_body.then_some((413, "The body is larger than `http.max_body`.")))
+    .chain(body_answers.into_iter().filter(move |_| reads_body))
 }
 
 /// The shape of the host's errors in `dialect`.

@@ -15,6 +15,7 @@ use futures::{SinkExt, StreamExt};
 use jid::{BareJid, FullJid, ResourcePart};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_xmpp::Stanza;
 use tokio_xmpp::minidom::Element;
@@ -36,12 +37,16 @@ use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
 use super::sessions::{CloseReason, Outbound, SessionInfo, Show};
 use crate::config::C2sConfig;
+use crate::shutdown::{self, Stage, Stages};
 use crate::store::{Credential, Mechanism};
 
 /// Failed logins on one connection before it is closed.
 const MAX_AUTH_FAILURES: u32 = 5;
 /// How many queued stanzas are written before one flush.
 const WRITE_BATCH: usize = 64;
+/// How long the connections have, at shutdown, to send `system-shutdown` and close; a client
+/// that does not read its last bytes in that time is cut off.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A byte stream before or after TLS.
 trait RawIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -71,29 +76,54 @@ impl C2s {
         Arc::new(C2s { server, tls, config })
     }
 
-    /// Accepts connections until the task is dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+    /// Accepts connections until the server starts [`Stage::Draining`]; then closes the listener,
+    /// and returns once every connection has ended after [`Stage::Closing`] (or
+    /// [`CLOSE_TIMEOUT`] later).
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut stages: Stages) {
+        let mut connections = JoinSet::new();
         loop {
-            match listener.accept().await {
-                Ok((socket, peer)) => {
-                    let c2s = self.clone();
-                    tokio::spawn(async move { c2s.connection(socket, peer).await });
-                }
-                Err(error) => {
-                    // Out of file descriptors, typically: back off instead of spinning.
-                    tracing::warn!(%error, "c2s accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        connections.spawn(self.clone().connection(socket, peer, stages.clone()));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors, typically: back off instead of spinning.
+                        tracing::warn!(%error, "c2s accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                // Reaps finished connections, so that the set holds only live ones.
+                Some(_) = connections.join_next() => {}
+                () = shutdown::reached(&mut stages, Stage::Draining) => break,
             }
+        }
+        drop(listener);
+        tracing::info!(open = connections.len(), "c2s: no longer accepting connections");
+        shutdown::reached(&mut stages, Stage::Closing).await;
+        let open = connections.len();
+        let all_closed = async { while connections.join_next().await.is_some() {} };
+        match tokio::time::timeout(CLOSE_TIMEOUT, all_closed).await {
+            Ok(()) => tracing::info!(closed = open, "c2s: every connection closed"),
+            Err(_) => tracing::warn!(
+                left = connections.len(),
+                "c2s: connections still open after {CLOSE_TIMEOUT:?} were cut off"
+            ),
         }
     }
 
-    async fn connection(self: Arc<Self>, socket: TcpStream, peer: SocketAddr) {
+    /// One connection; at [`Stage::Closing`], a connection still logging in is dropped and a
+    /// bound session is closed with `system-shutdown`.
+    async fn connection(self: Arc<Self>, socket: TcpStream, peer: SocketAddr, mut stages: Stages) {
         let _ = socket.set_nodelay(true);
         let meter = Meter::new(self.config.max_stanza);
         let mut connection = Connection { c2s: &self, peer, meter, secure: false, id: random_id() };
         let login = Duration::from_secs(self.config.login_timeout_s);
-        let established = match tokio::time::timeout(login, connection.negotiate(Box::new(socket))).await {
+        let negotiated = tokio::select! {
+            negotiated = tokio::time::timeout(login, connection.negotiate(Box::new(socket))) => negotiated,
+            () = shutdown::reached(&mut stages, Stage::Closing) => return,
+        };
+        let established = match negotiated {
             Ok(Ok(Some(established))) => established,
             Ok(Ok(None)) => return,
             Ok(Err(error)) => {
@@ -105,7 +135,7 @@ impl C2s {
                 return;
             }
         };
-        connection.serve_session(established.0, established.1).await;
+        connection.serve_session(established.0, established.1, stages).await;
     }
 
     fn timeouts(&self) -> Timeouts {
@@ -366,8 +396,9 @@ impl Connection<'_> {
         }
     }
 
-    /// The bound session: until the client leaves, the server closes it, or it idles out.
-    async fn serve_session(&mut self, mut stream: Stream, jid: FullJid) {
+    /// The bound session: until the client leaves, the server closes it (or shuts down), or it
+    /// idles out.
+    async fn serve_session(&mut self, mut stream: Stream, jid: FullJid, mut stages: Stages) {
         let server = self.c2s.server.clone();
         let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
         let info = SessionInfo {
@@ -424,6 +455,16 @@ impl Connection<'_> {
                     Ok(None) => break "client closed the stream".into(),
                     Err(ending) => break ending.to_string(),
                 },
+                () = shutdown::reached(&mut stages, Stage::Closing) => {
+                    // What was routed to the client before the shutdown still goes out.
+                    while let Ok(Outbound::Stanza(stanza)) = inbox.try_recv() {
+                        if stream.feed(&stanza).await.is_err() {
+                            break;
+                        }
+                    }
+                    self.close(&mut stream, StreamCondition::SystemShutdown).await;
+                    break "server shutdown".into();
+                }
             }
         };
         server.session_ended(&jid, &self.id);
