@@ -10,6 +10,8 @@
 //! - [`Conn`]: one keep-alive HTTP/1.1 connection (plain, or HTTPS trusting the test CA), for
 //!   load loops and the benchmark.
 //! - [`wait_for`]: polls until something becomes true, or fails the test.
+//! - [`long_tests`] and [`test_seed`]: the long versions of the robustness tests, and seeds that
+//!   replay a randomised run.
 //! - [`xmpp`]: the test certificate, a real XMPP client (tokio-xmpp over STARTTLS) and raw c2s
 //!   connections.
 //!
@@ -116,6 +118,24 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Whether the long versions of the robustness tests run (`PLUGHOST_LONG_TESTS=1`: more kill
+/// points, more random requests). The default is the short version, which keeps CI within its
+/// time budget.
+pub fn long_tests() -> bool {
+    std::env::var("PLUGHOST_LONG_TESTS").is_ok_and(|value| value == "1")
+}
+
+/// The seed of a randomised test: `PLUGHOST_TEST_SEED` when set, else a fresh one. Printed (the
+/// test harness shows it when the test fails), so that a failure can be replayed.
+pub fn test_seed(test: &str) -> u64 {
+    let seed = match std::env::var("PLUGHOST_TEST_SEED") {
+        Ok(text) => text.parse().unwrap_or_else(|_| panic!("PLUGHOST_TEST_SEED={text:?} is not a number")),
+        Err(_) => rand::random(),
+    };
+    println!("{test}: seed {seed} (PLUGHOST_TEST_SEED={seed} replays it)");
+    seed
 }
 
 /// Runs blocking work (process start and stop) without stalling a multi-threaded runtime.
@@ -465,6 +485,48 @@ impl TestHost {
         blocking(move || terminate(&mut child));
     }
 
+    /// Sends `signal` (`libc::SIGTERM`, `libc::SIGINT`, ...) to the server and returns at once;
+    /// [`TestHost::wait_exit`] then tells how it ended.
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) with the pid of a child that has not been reaped yet, so it is still ours.
+        let sent = unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "kill({}, {signal}): {}", self.pid(), std::io::Error::last_os_error());
+    }
+
+    /// Waits up to `timeout` for the server to exit by itself. Returns how it exited, or none
+    /// when it is still running after `timeout` (it is then left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut().expect("the server is running");
+        let deadline = Instant::now() + timeout;
+        let status = blocking(|| {
+            loop {
+                if let Some(status) = child.try_wait().expect("waiting for plughost") {
+                    return Some(status);
+                }
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
+    /// The server's resident memory in bytes (`VmRSS` of `/proc/PID/status`).
+    pub fn rss(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {path}"));
+        kib * 1024
+    }
+
     /// Kills the server with SIGKILL, as a crash or power loss would, and waits until it exited.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -610,6 +672,20 @@ impl TestHost {
     pub async fn connect(&self) -> Conn {
         Conn::open(self.http).await.expect("connecting to plughost")
     }
+
+    /// The head of a request to exactly `target` with the admin's credentials and `headers`
+    /// (`name: value` each), up to and including the blank line: for tests that write HTTP
+    /// themselves, a byte at a time or a body that never ends.
+    pub fn raw_head(&self, method: &str, target: &str, headers: &[&str]) -> String {
+        let mut head = format!("{method} {target} HTTP/1.1\r\nhost: {}\r\n", self.http);
+        if let Some(authorization) = &self.authorization {
+            write!(head, "authorization: {authorization}\r\n").unwrap();
+        }
+        for header in headers {
+            write!(head, "{header}\r\n").unwrap();
+        }
+        head + "\r\n"
+    }
 }
 
 impl Drop for TestHost {
@@ -685,6 +761,13 @@ impl RequestBuilder {
         self.header("authorization", &bearer(token))
     }
 
+    /// The same request (address, headers, body) to another `target` (a path and query, not
+    /// prefixed with the base): for load loops whose requests differ in their path.
+    pub fn target(mut self, target: &str) -> Self {
+        self.target = target.to_owned();
+        self
+    }
+
     /// Connects from the local address `ip` (e.g. `127.0.0.2`), so that the server sees another
     /// client address. Plain HTTP only.
     pub fn from_ip(mut self, ip: IpAddr) -> Self {
@@ -745,6 +828,39 @@ impl RequestBuilder {
         request.headers_mut().extend(self.headers);
         request
     }
+}
+
+/// Reads one HTTP/1.1 answer (with a `content-length`, as every answer of the server has) from
+/// `stream` within `timeout`: its status and its body as text.
+pub async fn read_answer(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    timeout: Duration,
+) -> anyhow::Result<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(end) = received.windows(4).position(|window| window == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+                let status = head.get(9..12).and_then(|code| code.parse().ok());
+                let length = head.lines().find_map(|line| {
+                    line.strip_prefix("content-length:").and_then(|value| value.trim().parse::<usize>().ok())
+                });
+                if let (Some(status), Some(length)) = (status, length)
+                    && received.len() >= end + 4 + length
+                {
+                    let body = String::from_utf8_lossy(&received[end + 4..end + 4 + length]).into_owned();
+                    return Ok((status, body));
+                }
+            }
+            match stream.read(&mut chunk).await? {
+                0 => anyhow::bail!("closed after {:?}", String::from_utf8_lossy(&received)),
+                n => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| anyhow::anyhow!("no answer within {timeout:?}"))?
 }
 
 /// A finished HTTP exchange.

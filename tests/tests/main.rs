@@ -22,6 +22,11 @@
 //! - `https`: the admin API over HTTPS (`tls_listen`) and `require_tls`.
 //! - `modules`: the module routes, including the module plugin reloading and unloading itself.
 //! - `input`: malformed input of every kind gets a JSON 4xx, never a panic or an HTML page.
+//! - `hostile_http`: slowloris and slow bodies, bodies far over the limit (memory watched),
+//!   thousands of random bodies, deeply nested JSON and XML.
+//! - `shutdown`: SIGTERM and Ctrl-C: requests in flight answered, sessions told
+//!   `system-shutdown`, exit 0, and the bound on how long the stop waits.
+//! - `crash`: SIGKILL at random moments under load loses no acknowledged account or message.
 //! - `hot_reload`: dropping, replacing (under load) and deleting plugin files; broken files.
 //! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
@@ -37,7 +42,9 @@ mod access;
 mod api;
 mod cli;
 mod containment;
+mod crash;
 mod health;
+mod hostile_http;
 mod hot_reload;
 mod https;
 mod input;
@@ -50,6 +57,7 @@ mod policies;
 mod roster;
 mod security;
 mod sessions;
+mod shutdown;
 mod startup;
 mod tokens;
 mod users;
