@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use plughost_tests::xmpp::{XMPP_TIMEOUT, stream_error_condition};
+use plughost_tests::xmpp::{RawConn, XMPP_TIMEOUT, password_of, stream_error_condition};
 use plughost_tests::{TestHost, json, read_answer, wait_for};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -31,6 +31,8 @@ async fn sigterm_answers_requests_in_flight_then_closes_sessions_and_exits_0() {
     let mut host = TestHost::start().await;
     host.create_users(&["alice"]).await;
     let mut alice = host.user_online("alice", "phone").await;
+    // A byte-level client too: the client library stops reading at the stream error.
+    let mut raw = RawConn::login(host.c2s(), "alice", &password_of("alice"), "raw", true).await;
     let (mut upload, rest) = request_in_flight(&host).await;
 
     host.signal(libc::SIGTERM);
@@ -48,12 +50,15 @@ async fn sigterm_answers_requests_in_flight_then_closes_sessions_and_exits_0() {
     assert!(alice.disconnected_within(XMPP_TIMEOUT).await, "alice is still connected");
     let received = alice.received_text();
     assert_eq!(stream_error_condition(&received).as_deref(), Some("system-shutdown"), "{received}");
-    assert!(received.trim_end().ends_with("</stream:stream>"), "{received}");
+    assert!(raw.closed_within(XMPP_TIMEOUT).await, "the raw connection is still open");
+    let text = raw.text();
+    assert_eq!(stream_error_condition(&text).as_deref(), Some("system-shutdown"), "{text}");
+    assert!(text.trim_end().ends_with("</stream:stream>"), "{text}");
     let status = host.wait_exit(Duration::from_secs(15)).expect("plughost did not exit after SIGTERM");
     assert!(status.success(), "{status}\n{}", host.stderr());
     for line in [
         "every request in flight was answered",
-        "every connection closed closed=1",
+        "every connection closed closed=2",
         "database checkpointed",
         "stopped",
     ] {
