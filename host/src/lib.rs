@@ -9,6 +9,8 @@
 //! - [`http`]: the axum admin API over HTTP and HTTPS: whitelist, `require_tls`, Basic auth,
 //!   dispatch to plugins, JSON errors.
 //! - [`whitelist`]: the admin API's address whitelist, changed at run time and persisted.
+//! - [`metrics`]: the Prometheus registry and the handles the request, plugin and stanza paths
+//!   count with; served by [`http`] at `GET /metrics`.
 //!
 //! [`run`] is the one entry point, shared by the binary and the tests.
 
@@ -17,6 +19,7 @@
 pub mod access;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod plugins;
 pub mod store;
 pub mod whitelist;
@@ -34,6 +37,7 @@ use rand::distr::Alphanumeric;
 
 use access::tokens::Tokens;
 use config::Config;
+use metrics::Metrics;
 use plugins::{Plugins, Services};
 use store::Db;
 use whitelist::Whitelist;
@@ -66,15 +70,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     );
 
     let tokens = Arc::new(Tokens::new(db.clone()));
+    let started = std::time::Instant::now();
+    let metrics = Arc::new(Metrics::new(server.clone(), started));
     let services = Services {
         server: server.clone(),
         whitelist: whitelist.clone(),
         tokens: tokens.clone(),
         db: db.clone(),
         messages: config.messages.clone(),
-        started: std::time::Instant::now(),
+        started,
     };
-    let plugins = Plugins::new(config.clone(), services)?;
+    let plugins = Plugins::new(config.clone(), services, metrics.clone())?;
     let loading = plugins.clone();
     tokio::task::spawn_blocking(move || loading.load_all()).await.context("loading plugins")?;
     let _watcher = plugins::watcher::watch(plugins.clone())?;
@@ -82,7 +88,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let tls = xmpp::tls::acceptor(&config)?;
     let c2s_listener = bind(config.c2s.listen, "XMPP clients").await?;
     let c2s_addr = c2s_listener.local_addr()?;
-    let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone());
+    let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone(), metrics.clone());
     let c2s_task = tokio::spawn(c2s.serve(c2s_listener));
 
     let http_listener = bind(config.http.listen, "HTTP").await?;
@@ -95,12 +101,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         }
         None => None,
     };
-    let app = http::App::new(config.clone(), server, plugins, whitelist, tokens, db);
-    println!("{ready} c2s={c2s_addr}");
+    ready += &format!(" c2s={c2s_addr}");
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => {
+            let listener = bind(addr, "metrics scrapes").await?;
+            ready += &format!(" metrics={}", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
+    let app = http::App::new(config.clone(), server, plugins, whitelist, tokens, db, metrics);
+    println!("{ready}");
     std::io::stdout().flush().ok();
-    tracing::info!(base = %config.http.base, domains = ?config.domains, "{ready} c2s={c2s_addr}");
+    tracing::info!(base = %config.http.base, domains = ?config.domains, "{ready}");
 
-    http::serve(app, http_listener, https_listener, shutdown).await.context("HTTP server failed")?;
+    let listeners = http::Listeners { plain: http_listener, tls: https_listener, metrics: metrics_listener };
+    http::serve(app, listeners, shutdown).await.context("HTTP server failed")?;
     c2s_task.abort();
     tracing::info!("stopped");
     Ok(())

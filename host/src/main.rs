@@ -26,8 +26,8 @@ struct Cli {
 enum Command {
     /// Run the server: XMPP clients (c2s) and the admin HTTP API.
     ///
-    /// Prints `plughost ready http=ADDR [https=ADDR] c2s=ADDR` on stdout once every listener is
-    /// bound. On the first start it
+    /// Prints `plughost ready http=ADDR [https=ADDR] c2s=ADDR [metrics=ADDR]` on stdout once every
+    /// listener is bound. On the first start it
     /// creates the first account of `admins` with a random password, printed once and kept in
     /// <data_dir>/initial-admin-password.
     Serve {
@@ -42,6 +42,10 @@ enum Command {
         /// Overrides [c2s] listen.
         #[arg(long, env = "PLUGHOST_C2S_LISTEN")]
         c2s_listen: Option<SocketAddr>,
+        /// Overrides [metrics] listen: serve GET /metrics (Prometheus) on a plain-HTTP listener of
+        /// its own at this address instead of on the admin API's listeners.
+        #[arg(long, env = "PLUGHOST_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
         /// Overrides plugins_dir, the watched folder of <name>.wasm plugins.
         #[arg(long, env = "PLUGHOST_PLUGINS_DIR")]
         plugins_dir: Option<PathBuf>,
@@ -145,11 +149,12 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { common, http_listen, https_listen, c2s_listen, plugins_dir } => {
+        Command::Serve { common, http_listen, https_listen, c2s_listen, metrics_listen, plugins_dir } => {
             let config = common.load(Overrides {
                 http_listen,
                 https_listen,
                 c2s_listen,
+                metrics_listen,
                 plugins_dir,
                 data_dir: None,
             })?;

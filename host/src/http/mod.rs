@@ -1,40 +1,43 @@
-//! The admin HTTP APIs (the mod_admin_rest and ejabberd dialects, plus the OAuth token endpoint):
-//! axum router, access layer, dispatch to plugins, audit, and the one mapping of errors to JSON
-//! answers. It knows routes only through the plugin registry's snapshot.
+//! The admin HTTP APIs (the mod_admin_rest and ejabberd dialects, plus the OAuth token endpoint)
+//! and the Prometheus scrape endpoint: axum router, access layer, dispatch to plugins, audit, and
+//! the one mapping of errors to JSON answers. It knows routes only through the plugin registry's
+//! snapshot.
 
 mod access;
 mod dispatch;
 pub mod error;
 mod health;
 mod listeners;
+mod metrics;
 mod oauth;
 
-use std::future::Future;
-use std::sync::Arc;
-
-use axum::Router;
-use axum::middleware::from_fn_with_state;
-use axum::routing::{any, get, post};
-use tower_http::catch_panic::CatchPanicLayer;
-
-pub use listeners::{Peer, TlsListener, Transport};
-use tokio::net::TcpListener;
-
+use std::future::{Future, IntoFuture};
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{any, get, post};
 use jid::BareJid;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::access::audit::AuditLog;
 use crate::access::limiter::FailureLimiter;
 use crate::access::policy::{Identity, Policy};
 use crate::access::tokens::Tokens;
 use crate::config::{Config, Dialect};
+use crate::metrics::Metrics;
 use crate::plugins::Plugins;
 use crate::store::{AuditRecord, Db};
 use crate::whitelist::Whitelist;
 use crate::xmpp::Server;
-use error::ApiError;
+use access::RequestContext;
+use error::{ApiError, Failure};
+pub use listeners::{Peer, TlsListener, Transport};
 
 /// What every handler shares.
 pub struct App {
@@ -43,6 +46,7 @@ pub struct App {
     pub plugins: Arc<Plugins>,
     pub whitelist: Arc<Whitelist>,
     pub tokens: Arc<Tokens>,
+    pub metrics: Arc<Metrics>,
     db: Arc<Db>,
     audit_log: AuditLog,
     policy: Policy,
@@ -58,6 +62,7 @@ impl App {
         whitelist: Arc<Whitelist>,
         tokens: Arc<Tokens>,
         db: Arc<Db>,
+        metrics: Arc<Metrics>,
     ) -> Arc<App> {
         let policy = Policy::new(config.access.rules.clone(), config.admins.clone());
         let limiter = FailureLimiter::new(
@@ -70,6 +75,7 @@ impl App {
             plugins,
             whitelist,
             tokens,
+            metrics,
             audit_log: AuditLog::start(db.clone()),
             db,
             policy,
@@ -88,6 +94,12 @@ impl App {
                 tracing::error!(%error, "cannot verify credentials");
                 ApiError::Internal
             })
+    }
+
+    /// A request to `dialect` refused by the host before any plugin ran: counted, then answered.
+    fn refuse(&self, dialect: Dialect, error: ApiError) -> Failure {
+        self.metrics.refused(dialect, error.status().as_u16());
+        Failure { dialect, error }
     }
 
     /// Writes one audit record, durably, before the answer leaves.
@@ -113,12 +125,24 @@ impl App {
     }
 }
 
-/// Serves the API on `plain` and, when given, `tls`, until `shutdown` completes; then both stop
-/// taking connections and finish the requests in flight.
+/// Where the HTTP surface is served.
+pub struct Listeners {
+    /// The admin API over plain HTTP (`[http] listen`).
+    pub plain: TcpListener,
+    /// The admin API over HTTPS (`[http] tls_listen`).
+    pub tls: Option<TlsListener>,
+    /// The metrics endpoint alone (`[metrics] listen`).
+    pub metrics: Option<TcpListener>,
+}
+
+/// One listener's server, running until the shutdown signal.
+type Serving = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+
+/// Serves every listener until `shutdown` completes; then they all stop taking connections and
+/// finish the requests in flight.
 pub async fn serve(
     app: Arc<App>,
-    plain: TcpListener,
-    tls: Option<TlsListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -132,22 +156,33 @@ pub async fn serve(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let router = router(app);
-    let plain = axum::serve(plain, router.clone().into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(stop_signal());
-    match tls {
-        None => plain.await,
-        Some(tls) => {
-            let tls = axum::serve(tls, router.into_make_service_with_connect_info::<Peer>())
-                .with_graceful_shutdown(stop_signal());
-            tokio::try_join!(plain.into_future(), tls.into_future()).map(|_| ())
-        }
+    let router = router(app.clone());
+    let mut servers: Vec<Serving> = vec![Box::pin(
+        axum::serve(listeners.plain, router.clone().into_make_service_with_connect_info::<Peer>())
+            .with_graceful_shutdown(stop_signal())
+            .into_future(),
+    )];
+    if let Some(tls) = listeners.tls {
+        servers.push(Box::pin(
+            axum::serve(tls, router.into_make_service_with_connect_info::<Peer>())
+                .with_graceful_shutdown(stop_signal())
+                .into_future(),
+        ));
     }
+    if let Some(scrapes) = listeners.metrics {
+        servers.push(Box::pin(
+            axum::serve(scrapes, metrics_router(app).into_make_service_with_connect_info::<Peer>())
+                .with_graceful_shutdown(stop_signal())
+                .into_future(),
+        ));
+    }
+    futures::future::try_join_all(servers).await.map(drop)
 }
 
-/// The whole HTTP surface: each dialect's routes (authenticated, then dispatched to the plugin
-/// that declares them), the OAuth token endpoint, the health probes, and `404 Invalid request
-/// path` for the rest.
+/// The whole HTTP surface of the admin listeners: each dialect's routes (authenticated, then
+/// dispatched to the plugin that declares them), the metrics endpoint unless it has a listener of
+/// its own, the OAuth token endpoint, the health probes, and `404 Invalid request path` for the
+/// rest.
 pub fn router(app: Arc<App>) -> Router {
     let base = app.config.http.base.clone();
     let api_base = app.config.http.api_base.clone();
@@ -159,20 +194,44 @@ pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route(&api_base, any(dispatch::api))
         .route(&format!("{api_base}/{{*path}}"), any(dispatch::api));
-    let dialects = admin_rest.merge(api).route_layer(from_fn_with_state(app.clone(), access::authenticate));
-    let guarded = Router::new()
-        .merge(dialects)
-        .route(oauth::TOKEN_PATH, post(oauth::token))
-        .fallback(|| async { error::ApiError::UnknownPath })
-        .layer(from_fn_with_state(app.clone(), access::require_tls))
-        .layer(from_fn_with_state(app.clone(), access::whitelist))
-        .layer(from_fn_with_state(app.clone(), access::context));
+    let mut dialects = admin_rest.merge(api);
+    if app.config.metrics.enabled && app.config.metrics.listen.is_none() {
+        dialects = dialects.route(&app.config.metrics.path, any(metrics::scrape));
+    }
+    let dialects = dialects.route_layer(from_fn_with_state(app.clone(), access::authenticate));
+    let guarded = guard(dialects.route(oauth::TOKEN_PATH, post(oauth::token)), &app);
     let probes = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()
         .merge(guarded)
         .merge(probes)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(app)
+}
+
+/// The surface of the metrics listener (`[metrics] listen`): the scrape endpoint alone, behind the
+/// same access layer.
+fn metrics_router(app: Arc<App>) -> Router {
+    let scrape = Router::new()
+        .route(&app.config.metrics.path, any(metrics::scrape))
+        .route_layer(from_fn_with_state(app.clone(), access::authenticate));
+    guard(scrape, &app).layer(CatchPanicLayer::custom(error::panic_response)).with_state(app)
+}
+
+/// The layers in front of every route but the probes, outermost first: the request context, the
+/// whitelist and `require_tls` (authentication is each route's own layer); and `404 Invalid
+/// request path` for a path no route matches.
+fn guard(routes: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
+    routes
+        .fallback(unknown_path)
+        .layer(from_fn_with_state(app.clone(), access::require_tls))
+        .layer(from_fn_with_state(app.clone(), access::whitelist))
+        .layer(from_fn_with_state(app.clone(), access::context))
+}
+
+async fn unknown_path(State(app): State<Arc<App>>, request: Request) -> Failure {
+    let dialect =
+        request.extensions().get::<RequestContext>().map_or(Dialect::AdminRest, |context| context.dialect);
+    app.refuse(dialect, ApiError::UnknownPath)
 }
 
 /// The `ping` plugin's answer, compiled into the host, so that `cargo xtask bench` can measure a

@@ -36,6 +36,7 @@ use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
 use super::sessions::{CloseReason, Outbound, SessionInfo, Show};
 use crate::config::C2sConfig;
+use crate::metrics::Metrics;
 use crate::store::{Credential, Mechanism};
 
 /// Failed logins on one connection before it is closed.
@@ -55,6 +56,8 @@ pub struct C2s {
     server: Server,
     tls: TlsAcceptor,
     config: C2sConfig,
+    /// Counts connections and the stanzas of bound sessions.
+    metrics: Arc<Metrics>,
 }
 
 /// Why a connection ended early; logged at debug level, never shown to anyone else.
@@ -67,8 +70,8 @@ enum ConnectionError {
 }
 
 impl C2s {
-    pub fn new(server: Server, tls: TlsAcceptor, config: C2sConfig) -> Arc<C2s> {
-        Arc::new(C2s { server, tls, config })
+    pub fn new(server: Server, tls: TlsAcceptor, config: C2sConfig, metrics: Arc<Metrics>) -> Arc<C2s> {
+        Arc::new(C2s { server, tls, config, metrics })
     }
 
     /// Accepts connections until the task is dropped.
@@ -89,6 +92,7 @@ impl C2s {
     }
 
     async fn connection(self: Arc<Self>, socket: TcpStream, peer: SocketAddr) {
+        let _counted = self.metrics.c2s_session();
         let _ = socket.set_nodelay(true);
         let meter = Meter::new(self.config.max_stanza);
         let mut connection = Connection { c2s: &self, peer, meter, secure: false, id: random_id() };
@@ -411,6 +415,7 @@ impl Connection<'_> {
                 },
                 element = self.next(&mut stream) => match element {
                     Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
+                        self.c2s.metrics.stanza_received(&stanza);
                         if let Err(error) = dispatch(&server, &jid, stanza) {
                             tracing::error!(%jid, %error, "stanza handling failed");
                         }
@@ -438,9 +443,13 @@ impl Connection<'_> {
         inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
     ) -> std::io::Result<()> {
         stream.feed(&first).await?;
+        self.c2s.metrics.stanza_sent(&first);
         for _ in 1..WRITE_BATCH {
             match inbox.try_recv() {
-                Ok(Outbound::Stanza(stanza)) => stream.feed(&stanza).await?,
+                Ok(Outbound::Stanza(stanza)) => {
+                    stream.feed(&stanza).await?;
+                    self.c2s.metrics.stanza_sent(&stanza);
+                }
                 Ok(Outbound::Close(reason)) => {
                     // Put it back by closing right after the flush below.
                     SinkExt::<&Stanza>::flush(stream).await?;
