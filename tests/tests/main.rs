@@ -26,6 +26,9 @@
 //! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
 //! - `health`: `/healthz` and `/readyz` for orchestrators.
+//! - `metrics`: `GET /metrics` parsed as Prometheus would: per-route counts and latencies,
+//!   plugin failures and reloads, c2s sessions, stanzas and the offline queue, the process; who
+//!   may scrape, and the dedicated listener.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
@@ -39,6 +42,7 @@ mod hot_reload;
 mod https;
 mod input;
 mod messages;
+mod metrics;
 mod modules;
 mod policies;
 mod roster;
