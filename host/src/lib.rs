@@ -12,7 +12,8 @@
 //! - [`metrics`]: the Prometheus registry and the handles the request, plugin and stanza paths
 //!   count with; served by [`http`] at `GET /metrics`.
 //!
-//! [`run`] is the one entry point, shared by the binary and the tests.
+//! [`run`] is the one entry point, shared by the binary and the tests; [`plugins_without_server`]
+//! is a plugin host for the commands that only look at plugins.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
@@ -62,25 +63,13 @@ pub fn open_db(config: &Config) -> anyhow::Result<Arc<Db>> {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let db = open_db(&config)?;
-    let server = Server::new(config.domains.clone(), db.clone());
+    let services = services(&config, db.clone())?;
+    let (server, whitelist, tokens) =
+        (services.server.clone(), services.whitelist.clone(), services.tokens.clone());
     ensure_initial_admin(&config, &server)?;
-    let whitelist = Arc::new(
-        Whitelist::load(config.http.whitelist.as_deref(), db.clone())
-            .context("cannot read the stored whitelist")?,
-    );
-
-    let tokens = Arc::new(Tokens::new(db.clone()));
-    let started = std::time::Instant::now();
-    let metrics = Arc::new(Metrics::new(server.clone(), started));
-    let services = Services {
-        server: server.clone(),
-        whitelist: whitelist.clone(),
-        tokens: tokens.clone(),
-        db: db.clone(),
-        messages: config.messages.clone(),
-        started,
-    };
-    let plugins = Plugins::new(config.clone(), services, metrics.clone())?;
+    let metrics = Arc::new(Metrics::new(server.clone(), services.started));
+    let plugins =
+        Plugins::new(config.clone(), services, Some(config.data_dir.join("cache")), metrics.clone())?;
     let loading = plugins.clone();
     tokio::task::spawn_blocking(move || loading.load_all()).await.context("loading plugins")?;
     let _watcher = plugins::watcher::watch(plugins.clone())?;
@@ -120,6 +109,31 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     c2s_task.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A plugin host that never serves, for the commands that only look at plugins (`plughost plugin
+/// check`). Its server state is an empty in-memory database, so a plugin's `describe()` reaches
+/// no real account, and it compiles without a cache: nothing in `data_dir` is read or written.
+pub fn plugins_without_server(config: Arc<Config>) -> anyhow::Result<Arc<Plugins>> {
+    let db = Arc::new(Db::in_memory().context("cannot create an in-memory database")?);
+    let services = services(&config, db)?;
+    // Counts that nobody scrapes: this host never serves.
+    let metrics = Arc::new(Metrics::new(services.server.clone(), services.started));
+    Plugins::new(config, services, None, metrics)
+}
+
+/// The server state that plugins act on, over `db`.
+fn services(config: &Config, db: Arc<Db>) -> anyhow::Result<Services> {
+    let whitelist = Whitelist::load(config.http.whitelist.as_deref(), db.clone())
+        .context("cannot read the stored whitelist")?;
+    Ok(Services {
+        server: Server::new(config.domains.clone(), db.clone()),
+        whitelist: Arc::new(whitelist),
+        tokens: Arc::new(Tokens::new(db.clone())),
+        db,
+        messages: config.messages.clone(),
+        started: std::time::Instant::now(),
+    })
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {

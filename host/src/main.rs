@@ -1,14 +1,18 @@
-//! The `plughost` command: `serve`, and the account commands in the way of `prosodyctl`.
+//! The `plughost` command: `serve`, the account and token commands in the way of `prosodyctl`,
+//! and `plugin check` for plugin authors.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use plughost::access::policy::Policy;
 use plughost::access::tokens::Tokens;
-use plughost::config::{Config, Overrides};
+use plughost::config::{Config, Dialect, Overrides};
+use plughost::plugins::check::{CheckReport, Mark};
 
 /// An XMPP server whose admin API is made of hot-reloadable WebAssembly plugins.
 ///
@@ -20,6 +24,16 @@ use plughost::config::{Config, Overrides};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line, with
+    /// the span fields such as `request_id`) for log collectors. RUST_LOG sets the detail.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PLUGHOST_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -79,6 +93,61 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Write the OpenAPI 3.1 document of a dialect without starting the server.
+    ///
+    /// Loads the plugins of the plugins folder the way `serve` would (in a host over an empty
+    /// in-memory database; nothing in data_dir is touched) and prints the document that
+    /// `GET <base>/openapi.json` would serve, for CI and client generators. Fails, writing
+    /// nothing, when a plugin of the folder does not load, because the document would silently
+    /// lack its routes.
+    Openapi {
+        /// `admin_rest` (mod_admin_rest, below [http] base) or `api` (ejabberd, below [http] api_base).
+        #[arg(long, default_value = "admin_rest", value_parser = parse_dialect)]
+        dialect: Dialect,
+        /// Write the document to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Overrides plugins_dir.
+        #[arg(long, env = "PLUGHOST_PLUGINS_DIR")]
+        plugins_dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Tools for plugin authors: check a .wasm before deploying it, start a new plugin crate.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Check a plugin file without loading it into a server.
+    ///
+    /// Runs the checks a server runs on a file dropped into its plugins folder and prints one
+    /// line per check (ok, FAIL or skipped) with what it found: the plugin name (the file stem,
+    /// or --name); that the file is a wasm component (not a core module); its world (it exports
+    /// plughost:admin/handler and imports only host interfaces); its imports against the grants
+    /// the configuration gives that name ([plugin.NAME] grants, by default `log` only); its
+    /// manifest (describe() runs against an empty in-memory server); its route templates; and
+    /// route conflicts with the plugins of the configured plugins folder (or --plugins-dir),
+    /// leaving out a file of the same name, which this one would replace. Then the manifest's
+    /// routes. Nothing is read from or written to data_dir.
+    ///
+    /// Exit status: 0 when every check passed, 1 when one failed, 2 when the check could not run
+    /// (the file or the configuration cannot be read).
+    Check {
+        /// The .wasm file to check.
+        file: PathBuf,
+        /// The plugin name to check it as, which decides its grants (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// Overrides plugins_dir: the folder of the plugins to check route conflicts against.
+        #[arg(long, env = "PLUGHOST_PLUGINS_DIR")]
+        plugins_dir: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,26 +198,52 @@ impl Common {
     }
 }
 
-fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The plugin tools print a report of their own; the host's log of loading the plugins they
+    // compare with would only repeat it (RUST_LOG still turns it on).
+    let default_level = if matches!(cli.command, Command::Plugin { .. }) { "off" } else { "info" };
+    init_logging(cli.log_format, default_level);
+    match run(cli) {
+        Ok(code) => code,
         Err(error) => {
             eprintln!("plughost: {error:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+/// Logs to stderr at RUST_LOG's levels (else `default_level`), never with XML stream contents.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let levels = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // tokio-xmpp traces every byte of the XML stream: SASL credentials and message bodies.
+    let no_stream_contents = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(*metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tokio_xmpp"))
+    });
+    let logs = tracing_subscriber::registry().with(levels).with(no_stream_contents);
+    match format {
+        LogFormat::Text => logs
+            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
+            .init(),
+        LogFormat::Json => logs
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .init(),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let outcome = match cli.command {
         Command::Serve { common, http_listen, https_listen, c2s_listen, metrics_listen, plugins_dir } => {
             let config = common.load(Overrides {
                 http_listen,
@@ -183,6 +278,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => token(command),
+        Command::Plugin { command } => return Ok(plugin(command)),
+        Command::Openapi { dialect, output, plugins_dir, common } => {
+            let config = Arc::new(common.load(Overrides { plugins_dir, ..Overrides::default() })?);
+            let plugins = plughost::plugins_without_server(config.clone())?;
+            plugins.load_all();
+            let failures = plugins.load_failures();
+            if !failures.is_empty() {
+                let lines: Vec<String> =
+                    failures.iter().map(|(name, reason)| format!("  {name}: {reason}")).collect();
+                bail!("these plugins of {} do not load:\n{}", config.plugins_dir.display(), lines.join("\n"));
+            }
+            let document = plughost::http::openapi::document(&plugins.routes(), dialect, &config);
+            let text = serde_json::to_string_pretty(&document)? + "\n";
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+                }
+                None => Ok(std::io::stdout().write_all(text.as_bytes())?),
+            }
+        }
         Command::CheckConfig { common } => {
             let config = common.load(Overrides::default())?;
             println!("configuration is valid");
@@ -198,6 +313,76 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    };
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// `plugin check` prints its report and answers with its exit status, which tells a failed check
+/// (1) from one that could not run (2).
+fn plugin(command: PluginCommand) -> ExitCode {
+    match command {
+        PluginCommand::Check { file, name, plugins_dir, common } => {
+            match check_plugin(&file, name, plugins_dir, &common) {
+                Ok(report) => {
+                    print_report(&file, &report);
+                    ExitCode::from(if report.passed() { 0 } else { 1 })
+                }
+                Err(error) => {
+                    eprintln!("plughost: {error:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn check_plugin(
+    file: &Path,
+    name: Option<String>,
+    plugins_dir: Option<PathBuf>,
+    common: &Common,
+) -> anyhow::Result<CheckReport> {
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = match name {
+        Some(name) => name,
+        None => file
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .with_context(|| format!("{}: no file stem to name the plugin; pass --name", file.display()))?
+            .to_owned(),
+    };
+    let config = common.load(Overrides { plugins_dir, ..Overrides::default() })?;
+    let plugins = plughost::plugins_without_server(Arc::new(config))?;
+    Ok(plugins.check(&name, &wasm))
+}
+
+fn print_report(file: &Path, report: &CheckReport) {
+    println!("checking {} as plugin `{}`", file.display(), report.name);
+    for step in &report.steps {
+        let mark = match step.mark {
+            Mark::Ok => "ok",
+            Mark::Fail => "FAIL",
+            Mark::Skipped => "skipped",
+        };
+        let mut lines = step.lines.iter();
+        println!("{:<11}{mark:<8} {}", step.what, lines.next().map_or("", String::as_str));
+        for line in lines {
+            println!("{:<20}{line}", "");
+        }
+    }
+    if let Some(routes) = &report.routes {
+        println!("routes of `{}`:", report.name);
+        let width = routes.iter().map(|route| route.path.len()).max().unwrap_or(0);
+        for route in routes {
+            let mutates = if route.mutates { "mutates" } else { "reads" };
+            println!("  {:<7}{:<width$}  {mutates}", route.method, route.path);
+        }
+    }
+    let failed = report.steps.iter().filter(|step| step.mark == Mark::Fail).count();
+    match failed {
+        0 => println!("result: ok"),
+        1 => println!("result: 1 check failed"),
+        n => println!("result: {n} checks failed"),
     }
 }
 
@@ -259,6 +444,11 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
         .parse::<u64>()
         .map(|n| n * factor)
         .map_err(|_| format!("{text:?} is not a duration like 3600 or 1h"))
+}
+
+/// A dialect by its name in the configuration (`admin_rest`, `api`).
+fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    Dialect::from_name(name).ok_or_else(|| format!("`{name}` is not a dialect: use admin_rest or api"))
 }
 
 /// PLUGHOST_PASSWORD, or one line of stdin (prompted for on a terminal).

@@ -184,7 +184,7 @@ mod tests {
     }
 
     fn whitelist(configured: Option<&[IpNet]>) -> (Whitelist, Arc<Db>) {
-        let db = Arc::new(Db::in_memory());
+        let db = Arc::new(Db::in_memory().unwrap());
         (Whitelist::load(configured, db.clone()).unwrap(), db)
     }
 

@@ -29,7 +29,10 @@
 //! - `metrics`: `GET /metrics` parsed as Prometheus would: per-route counts and latencies,
 //!   plugin failures and reloads, c2s sessions, stanzas and the offline queue, the process; who
 //!   may scrape, and the dedicated listener.
+//! - `openapi`: each dialect's OpenAPI document, validated, following loads and unloads.
+//! - `logs`: request ids on every answer and in plugin log lines, JSON logs.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
+//! - `plugin_tool`: `plughost plugin check` on good and bad files.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
 
@@ -41,9 +44,12 @@ mod health;
 mod hot_reload;
 mod https;
 mod input;
+mod logs;
 mod messages;
 mod metrics;
 mod modules;
+mod openapi;
+mod plugin_tool;
 mod policies;
 mod roster;
 mod security;

@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        Tokens::new(Arc::new(Db::in_memory()))
+        Tokens::new(Arc::new(Db::in_memory().unwrap()))
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod health;
 mod listeners;
 mod metrics;
 mod oauth;
+pub mod openapi;
+mod request_id;
 
 use std::future::{Future, IntoFuture};
 use std::net::IpAddr;
@@ -32,6 +34,7 @@ use crate::access::tokens::Tokens;
 use crate::config::{Config, Dialect};
 use crate::metrics::Metrics;
 use crate::plugins::Plugins;
+use crate::plugins::registry::OPENAPI_PATH;
 use crate::store::{AuditRecord, Db};
 use crate::whitelist::Whitelist;
 use crate::xmpp::Server;
@@ -188,11 +191,13 @@ pub fn router(app: Arc<App>) -> Router {
     let api_base = app.config.http.api_base.clone();
     let admin_rest = Router::new()
         .route(&base, any(dispatch::admin_rest))
+        .route(&format!("{base}{OPENAPI_PATH}"), openapi_route(Dialect::AdminRest, openapi::admin_rest))
         .route(&format!("{base}/{{*path}}"), any(dispatch::admin_rest));
     #[cfg(feature = "bench-native")]
     let admin_rest = admin_rest.route(&format!("{base}/native/ping"), axum::routing::get(native_ping));
     let api = Router::new()
         .route(&api_base, any(dispatch::api))
+        .route(&format!("{api_base}{OPENAPI_PATH}"), openapi_route(Dialect::Api, openapi::api))
         .route(&format!("{api_base}/{{*path}}"), any(dispatch::api));
     let mut dialects = admin_rest.merge(api);
     if app.config.metrics.enabled && app.config.metrics.listen.is_none() {
@@ -205,6 +210,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(guarded)
         .merge(probes)
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(request_id::request_id))
         .with_state(app)
 }
 
@@ -214,7 +220,10 @@ fn metrics_router(app: Arc<App>) -> Router {
     let scrape = Router::new()
         .route(&app.config.metrics.path, any(metrics::scrape))
         .route_layer(from_fn_with_state(app.clone(), access::authenticate));
-    guard(scrape, &app).layer(CatchPanicLayer::custom(error::panic_response)).with_state(app)
+    guard(scrape, &app)
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(request_id::request_id))
+        .with_state(app)
 }
 
 /// The layers in front of every route but the probes, outermost first: the request context, the
@@ -232,6 +241,17 @@ async fn unknown_path(State(app): State<Arc<App>>, request: Request) -> Failure 
     let dialect =
         request.extensions().get::<RequestContext>().map_or(Dialect::AdminRest, |context| context.dialect);
     app.refuse(dialect, ApiError::UnknownPath)
+}
+
+/// `GET` of a dialect's OpenAPI document; other methods get the dialect's 405.
+fn openapi_route<H, T>(dialect: Dialect, handler: H) -> axum::routing::MethodRouter<Arc<App>>
+where
+    H: axum::handler::Handler<T, Arc<App>>,
+    T: 'static,
+{
+    get(handler).fallback(move |State(app): State<Arc<App>>| async move {
+        app.refuse(dialect, ApiError::WrongMethod)
+    })
 }
 
 /// The `ping` plugin's answer, compiled into the host, so that `cargo xtask bench` can measure a

@@ -363,7 +363,7 @@ mod tests {
     use crate::store::Db;
 
     fn metrics() -> Metrics {
-        Metrics::new(Server::new(vec!["localhost".into()], Db::in_memory()), Instant::now())
+        Metrics::new(Server::new(vec!["localhost".into()], Db::in_memory().unwrap()), Instant::now())
     }
 
     fn line<'a>(text: &'a str, start: &str) -> &'a str {

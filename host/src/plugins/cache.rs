@@ -1,9 +1,11 @@
 //! The on-disk cache of compiled plugins, keyed by the sha-256 of the `.wasm` and the engine's
 //! compatibility hash, so that a restart (or re-adding a file seen before) does not recompile.
-//! Only files this host wrote are ever deserialised: the folder lives in `data_dir`.
+//! Only files this host wrote are ever deserialised: the folder lives in `data_dir`. A host that
+//! never serves (`plughost plugin check`) has no folder and compiles every time, so that it
+//! writes nothing to `data_dir`.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -25,13 +27,14 @@ impl std::fmt::Display for Source {
 }
 
 pub struct CodeCache {
-    dir: PathBuf,
+    /// `None`: no cache, every component is compiled.
+    dir: Option<PathBuf>,
     /// Differs between wasmtime versions and engine settings, whose artifacts are incompatible.
     engine_hash: String,
 }
 
 impl CodeCache {
-    pub fn new(dir: PathBuf, engine: &Engine) -> CodeCache {
+    pub fn new(dir: Option<PathBuf>, engine: &Engine) -> CodeCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         CodeCache { dir, engine_hash: format!("{:016x}", hasher.finish()) }
@@ -45,7 +48,8 @@ impl CodeCache {
         wasm: &[u8],
         sha256: &str,
     ) -> wasmtime::Result<(Component, Source)> {
-        let path = self.dir.join(format!("{sha256}-{}.cwasm", self.engine_hash));
+        let Some(dir) = &self.dir else { return Ok((Component::new(engine, wasm)?, Source::Compiled)) };
+        let path = dir.join(format!("{sha256}-{}.cwasm", self.engine_hash));
         if path.exists() {
             // SAFETY: the file was written by `store` below from `Component::serialize` of this
             // very engine configuration (the name carries its compatibility hash), in a folder
@@ -58,18 +62,20 @@ impl CodeCache {
             }
         }
         let component = Component::new(engine, wasm)?;
-        if let Err(error) = self.store(&component, &path) {
+        if let Err(error) = store(dir, &component, &path) {
             tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "cannot write compiled-code cache");
         }
         Ok((component, Source::Compiled))
     }
+}
 
-    fn store(&self, component: &Component, path: &std::path::Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let bytes = component.serialize()?;
-        let temporary = path.with_extension("tmp");
-        std::fs::write(&temporary, bytes)?;
-        std::fs::rename(&temporary, path)?;
-        Ok(())
-    }
+/// Writes `component` to `path` in `dir` through a temp file and a rename, so that a crash never
+/// leaves half an entry to deserialise.
+fn store(dir: &Path, component: &Component, path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let bytes = component.serialize()?;
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)?;
+    Ok(())
 }

@@ -26,18 +26,25 @@ pub enum LoadError {
     Read { path: String, source: std::io::Error },
     #[error("cannot compile: {0:#}")]
     Compile(wasmtime::Error),
-    #[error(
-        "imports interface `{interface}`, which is not granted to this plugin (grants: [{granted}]); add it to [plugin.{plugin}] grants to allow it"
-    )]
-    NotGranted { plugin: String, interface: String, granted: String },
-    #[error("imports `{0}`, which this host does not provide")]
-    UnknownImport(String),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Imports(Vec<ImportError>),
     #[error("cannot link: {0:#}")]
     Link(wasmtime::Error),
     #[error("describe() failed: {0}")]
     Describe(String),
     #[error("its manifest names it `{found}`, but its file is `{expected}.wasm`")]
     NameMismatch { expected: String, found: String },
+}
+
+/// Why one import of a plugin is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(
+        "imports interface `{interface}`, which is not granted to this plugin (grants: [{granted}]); add it to [plugin.{plugin}] grants to allow it"
+    )]
+    NotGranted { plugin: String, interface: String, granted: String },
+    #[error("imports `{0}`, which this host does not provide")]
+    Unknown(String),
 }
 
 /// A plugin built from bytes, before its manifest has been read.
@@ -61,23 +68,48 @@ pub fn compile(
     policy: &PluginPolicy,
 ) -> Result<Compiled, LoadError> {
     let started = Instant::now();
-    let sha256 = sha256_hex(wasm);
-    let (component, source) = cache.component(engine, wasm, &sha256).map_err(LoadError::Compile)?;
-    check_grants(engine, &component, name, &policy.grants)?;
-    let instance_pre = linker.instantiate_pre(&component).map_err(LoadError::Link)?;
-    let pre = HostProvidesPre::new(instance_pre).map_err(LoadError::Link)?;
+    let (component, sha256, source) = compile_component(engine, cache, wasm)?;
+    let refused = refused_imports(engine, &component, name, &policy.grants);
+    if !refused.is_empty() {
+        return Err(LoadError::Imports(refused));
+    }
+    let pre = link(linker, &component)?;
     tracing::debug!(%name, %source, took_ms = started.elapsed().as_millis() as u64, "plugin code ready");
     Ok(Compiled { pre, sha256, source })
 }
 
+/// Compiles `wasm` (or takes it from the cache), with its hex sha-256.
+pub fn compile_component(
+    engine: &Engine,
+    cache: &CodeCache,
+    wasm: &[u8],
+) -> Result<(Component, String, Source), LoadError> {
+    let sha256 = sha256_hex(wasm);
+    let (component, source) = cache.component(engine, wasm, &sha256).map_err(LoadError::Compile)?;
+    Ok((component, sha256, source))
+}
+
+/// Links `component` against everything the host provides: each import must be a host interface
+/// with the host's types, and the component must export `handler` as the host calls it. Grants
+/// are not looked at here; see [`refused_imports`].
+pub fn link(
+    linker: &Linker<PluginState>,
+    component: &Component,
+) -> Result<HostProvidesPre<PluginState>, LoadError> {
+    let instance_pre = linker.instantiate_pre(component).map_err(LoadError::Link)?;
+    HostProvidesPre::new(instance_pre).map_err(LoadError::Link)
+}
+
 /// Imports are capabilities: every `plughost:admin/<interface>` the component imports must be
-/// granted. WASI imports are allowed, because the context behind them grants nothing.
-fn check_grants(
+/// granted. WASI imports are allowed, because the context behind them grants nothing. Every
+/// refused import is listed, not just the first, so that one round of fixes is enough.
+pub fn refused_imports(
     engine: &Engine,
     component: &Component,
     name: &str,
     grants: &[Capability],
-) -> Result<(), LoadError> {
+) -> Vec<ImportError> {
+    let mut refused = Vec::new();
     for (import, _) in component.component_type().imports(engine) {
         if import.starts_with("wasi:") {
             continue;
@@ -85,24 +117,23 @@ fn check_grants(
         let Some(interface) =
             import.strip_prefix(HOST_PACKAGE).map(|rest| rest.split('@').next().unwrap_or(rest))
         else {
-            return Err(LoadError::UnknownImport(import.to_owned()));
+            refused.push(ImportError::Unknown(import.to_owned()));
+            continue;
         };
         if interface == "types" {
             continue;
         }
         match Capability::from_interface(interface) {
             Some(capability) if grants.contains(&capability) => {}
-            Some(_) => {
-                return Err(LoadError::NotGranted {
-                    plugin: name.to_owned(),
-                    interface: format!("{HOST_PACKAGE}{interface}"),
-                    granted: grants.iter().map(|grant| grant.interface()).collect::<Vec<_>>().join(", "),
-                });
-            }
-            None => return Err(LoadError::UnknownImport(import.to_owned())),
+            Some(_) => refused.push(ImportError::NotGranted {
+                plugin: name.to_owned(),
+                interface: format!("{HOST_PACKAGE}{interface}"),
+                granted: grants.iter().map(|grant| grant.interface()).collect::<Vec<_>>().join(", "),
+            }),
+            None => refused.push(ImportError::Unknown(import.to_owned())),
         }
     }
-    Ok(())
+    refused
 }
 
 /// Finishes a plugin once its manifest is known.

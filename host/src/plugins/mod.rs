@@ -10,9 +10,11 @@
 //! - `loader`: file -> compiled, grant-checked, linked plugin.
 //! - `registry`: the immutable route table snapshot.
 //! - `watcher`: hot reload from the plugins folder.
+//! - `check`: `plughost plugin check`, the loader's and the registry's checks as a report.
 
 mod bindings;
 mod cache;
+pub mod check;
 mod engine;
 mod host;
 mod loader;
@@ -28,7 +30,7 @@ use arc_swap::ArcSwap;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-pub use bindings::types::{Caller, Method, Request, Response};
+pub use bindings::types::{Caller, Method, ParamLocation, Request, Response, Route};
 use bindings::{HostProvidesPre, types};
 pub use host::{PluginState, Services};
 use loader::LoadError;
@@ -95,9 +97,12 @@ pub struct Plugins {
 }
 
 impl Plugins {
+    /// A plugin host with nothing loaded. Compiled code is kept in `cache_dir` across restarts;
+    /// `None` compiles every load.
     pub fn new(
         config: Arc<Config>,
         services: Services,
+        cache_dir: Option<PathBuf>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Plugins>> {
         let engine = engine::build((config.max_memory_mib() << 20) as usize)?;
@@ -105,7 +110,7 @@ impl Plugins {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         bindings::HostProvides::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-        let cache = cache::CodeCache::new(config.data_dir.join("cache"), &engine);
+        let cache = cache::CodeCache::new(cache_dir, &engine);
         Ok(Arc::new(Plugins {
             engine,
             linker,
@@ -132,15 +137,22 @@ impl Plugins {
     /// Loads every `<name>.wasm` of the plugins folder. Failures are logged and kept as each
     /// plugin's last error; they do not stop the others.
     pub fn load_all(self: &Arc<Self>) {
-        let Ok(entries) = std::fs::read_dir(&self.config.plugins_dir) else {
+        let Some(names) = self.plugin_files() else {
             tracing::warn!(dir = %self.config.plugins_dir.display(), "plugins folder is missing; no plugin loaded");
             return;
         };
-        let mut names: Vec<String> = entries.filter_map(|entry| plugin_name(&entry.ok()?.path())).collect();
-        names.sort();
         for name in names {
             let _ = self.load(&name);
         }
+    }
+
+    /// The names of the `<name>.wasm` files of the plugins folder, sorted; `None` when the folder
+    /// cannot be read.
+    fn plugin_files(&self) -> Option<Vec<String>> {
+        let entries = std::fs::read_dir(&self.config.plugins_dir).ok()?;
+        let mut names: Vec<String> = entries.filter_map(|entry| plugin_name(&entry.ok()?.path())).collect();
+        names.sort();
+        Some(names)
     }
 
     /// Makes the serving state follow the file `<name>.wasm`: load or reload it when it exists
@@ -230,6 +242,11 @@ impl Plugins {
         (status.loaded.is_some() || status.file_present || status.last_error.is_some()).then_some(status)
     }
 
+    /// Every plugin whose latest load failed, with the reason, sorted by name.
+    pub fn load_failures(&self) -> Vec<(String, String)> {
+        self.last_errors().iter().map(|(name, reason)| (name.clone(), reason.clone())).collect()
+    }
+
     /// The status of every loaded plugin, sorted by name.
     pub fn loaded(&self) -> Vec<ModuleStatus> {
         self.routes().plugins().filter_map(|plugin| self.status(&plugin.name)).collect()
@@ -267,6 +284,9 @@ impl Plugins {
         request: &Request,
     ) -> Result<Response, CallError> {
         let mut store = self.store(plugin, Some(self.clone()));
+        let request_id =
+            request.headers.iter().find(|(name, _)| name == "x-request-id").map(|(_, id)| id.clone());
+        store.data_mut().set_call_context(plugin.manifest.version.clone(), request_id);
         let instance = plugin.pre.instantiate(&mut store).map_err(|error| CallError::Instantiate {
             plugin: plugin.name.clone(),
             message: format!("{error:#}"),
@@ -302,12 +322,22 @@ impl Plugins {
     fn build(&self, name: &str, wasm: &[u8]) -> Result<(Arc<LoadedPlugin>, cache::Source), LoadError> {
         let policy = self.config.plugin_policy(name);
         let compiled = loader::compile(&self.engine, &self.linker, &self.cache, name, wasm, &policy)?;
+        let source = compiled.source;
+        Ok((self.read_manifest(name, compiled, policy)?, source))
+    }
+
+    /// Reads the manifest of `compiled` in a throw-away instance and checks it.
+    fn read_manifest(
+        &self,
+        name: &str,
+        compiled: loader::Compiled,
+        policy: PluginPolicy,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
         let mut store = self.store_for(name.into(), &policy, None);
         let manifest = describe(&compiled.pre, &mut store).map_err(|error| {
             LoadError::Describe(classify(&name.into(), &policy, &store, error).to_string())
         })?;
-        let source = compiled.source;
-        Ok((loader::finish(name, compiled, manifest, policy)?, source))
+        loader::finish(name, compiled, manifest, policy)
     }
 
     fn record_failure(&self, name: &str, reason: String) -> ModuleError {
@@ -356,7 +386,7 @@ fn classify(
         tracing::debug!(plugin = %name, "trap details: {error:?}");
         CallError::Trap { plugin: name, message }
     };
-    tracing::warn!(error = %failure, "plugin call failed");
+    tracing::warn!(error = %failure, request_id = store.data().request_id(), "plugin call failed");
     failure
 }
 

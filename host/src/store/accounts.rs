@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn account_lifecycle() {
-        let db = Db::in_memory();
+        let db = Db::in_memory().unwrap();
         assert!(db.create_account("d", "alice", &[credential()], Some("127.0.0.1")).unwrap());
         assert!(!db.create_account("d", "alice", &[credential()], None).unwrap());
         assert!(db.account_exists("d", "alice").unwrap());

@@ -57,13 +57,14 @@ impl Db {
         Ok(Db { conn: Mutex::new(conn) })
     }
 
-    /// An in-memory database, for unit tests.
-    #[cfg(test)]
-    pub fn in_memory() -> Db {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        migrations::apply(&mut conn).unwrap();
-        Db { conn: Mutex::new(conn) }
+    /// An empty database that lives in memory and is gone with the handle: for unit tests, and
+    /// for a plugin host that never serves (`plughost plugin check`), so that a plugin's
+    /// `describe()` can reach no real account and nothing is written to `data_dir`.
+    pub fn in_memory() -> Result<Db> {
+        let mut conn = rusqlite::Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations::apply(&mut conn)?;
+        Ok(Db { conn: Mutex::new(conn) })
     }
 
     /// Whether the database answers a query (for the readiness probe).

@@ -348,7 +348,7 @@ mod tests {
     use crate::store::Db;
 
     fn server() -> Server {
-        let server = Server::new(vec!["example.com".into()], Db::in_memory());
+        let server = Server::new(vec!["example.com".into()], Db::in_memory().unwrap());
         for user in ["juliet", "romeo", "nurse"] {
             server.create_account(&server.resolve_user(user).unwrap(), "pw", None).unwrap();
         }

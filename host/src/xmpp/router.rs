@@ -190,7 +190,7 @@ mod tests {
     use crate::xmpp::sessions::{SessionInfo, Show};
 
     fn server() -> Server {
-        let server = Server::new(vec!["example.com".into()], Db::in_memory());
+        let server = Server::new(vec!["example.com".into()], Db::in_memory().unwrap());
         for user in ["juliet", "romeo"] {
             server.create_account(&server.resolve_user(user).unwrap(), "pw", None).unwrap();
         }

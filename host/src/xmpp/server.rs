@@ -220,7 +220,7 @@ mod tests {
     use super::*;
 
     fn server() -> Server {
-        Server::new(vec!["example.org".into(), "other.net".into()], Db::in_memory())
+        Server::new(vec!["example.org".into(), "other.net".into()], Db::in_memory().unwrap())
     }
 
     #[test]
