@@ -1,5 +1,5 @@
 //! The `plughost` command: `serve`, the account and token commands in the way of `prosodyctl`,
-//! and `plugin check` for plugin authors.
+//! and `plugin check` / `plugin new` for plugin authors.
 
 use std::io::{BufRead, IsTerminal};
 use std::net::SocketAddr;
@@ -25,6 +25,16 @@ use plughost::plugins::scaffold::{self, Scaffold};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line, with
+    /// the span fields such as `request_id`) for log collectors. RUST_LOG sets the detail.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PLUGHOST_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -186,21 +196,43 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The plugin tools print a report of their own; the host's log of loading the plugins they
     // compare with would only repeat it (RUST_LOG still turns it on).
-    let default_log = if matches!(cli.command, Command::Plugin { .. }) { "off" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
-        )
-        .init();
+    let default_levels = if matches!(cli.command, Command::Plugin { .. }) { "off" } else { "info" };
+    init_logging(cli.log_format, default_levels);
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("plughost: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr at RUST_LOG's levels (default `default_levels`), never with XML stream contents.
+fn init_logging(format: LogFormat, default_levels: &str) {
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let levels = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_levels));
+    // tokio-xmpp traces every byte of the XML stream: SASL credentials and message bodies.
+    let no_stream_contents = tracing_subscriber::filter::filter_fn(|metadata| {
+        !(*metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tokio_xmpp"))
+    });
+    let logs = tracing_subscriber::registry().with(levels).with(no_stream_contents);
+    match format {
+        LogFormat::Text => logs
+            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()))
+            .init(),
+        LogFormat::Json => logs
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .init(),
     }
 }
 
@@ -341,7 +373,7 @@ fn print_report(file: &Path, report: &CheckReport) {
         let width = routes.iter().map(|route| route.path.len()).max().unwrap_or(0);
         for route in routes {
             let mutates = if route.mutates { "mutates" } else { "reads" };
-            println!("  {:<7}{:<width$}  {mutates}", route.method, route.path);
+            println!("  {:<7}{:<width$}  {mutates:<8} {}", route.method, route.path, route.summary);
         }
     }
     let failed = report.steps.iter().filter(|step| step.mark == Mark::Fail).count();

@@ -140,6 +140,7 @@ pub struct Builder {
     c2s: String,
     tables: String,
     rust_log: String,
+    log_format: &'static str,
 }
 
 impl Default for Builder {
@@ -153,6 +154,7 @@ impl Default for Builder {
             c2s: String::new(),
             tables: String::new(),
             rust_log: "info".to_owned(),
+            log_format: "text",
         }
     }
 }
@@ -214,6 +216,12 @@ impl Builder {
     }
 
     /// Writes the folder and starts the server; panics with its stderr when it does not start.
+    /// `--log-format` of the server: `text` (default) or `json`.
+    pub fn log_format(mut self, format: &'static str) -> Self {
+        self.log_format = format;
+        self
+    }
+
     pub async fn start(self) -> TestHost {
         match self.try_start().await {
             Ok(host) => host,
@@ -335,6 +343,7 @@ impl TestHost {
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", &self.builder.rust_log)
+            .env("PLUGHOST_LOG_FORMAT", self.builder.log_format)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -132,13 +132,17 @@ fn encodings(user: &str, password: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn no_password_or_token_reaches_the_log() {
+async fn no_password_token_or_message_body_reaches_the_log() {
     let host = TestHost::builder()
         .with_plugin("token")
         .with_plugin("audit")
         .with_plugin("ejabberd-accounts")
         .with_plugin("ejabberd-oauth")
-        .rust_log("plughost=debug")
+        .with_plugin("message")
+        // Everything, but the compiler's (huge, and it never sees a request).
+        .rust_log(
+            "trace,cranelift_codegen=info,cranelift_frontend=info,regalloc2=info,wasmtime_cranelift=info",
+        )
         .start()
         .await;
     let mut secrets = encodings(ADMIN, ADMIN_PASSWORD);
@@ -214,10 +218,22 @@ async fn no_password_or_token_reaches_the_log() {
     .expect("sending auth");
     bad.wait_for("<failure").await;
     secrets.extend(encodings("alice", "wrong-Secret-10"));
+
+    // Message bodies: from the API to a client, and from a client to an offline account.
+    let mut good = good;
+    // Available once the server echoes her presence back.
+    good.send("<presence/>").await.expect("sending presence");
+    good.wait_for("<presence").await;
+    assert_eq!(host.post("/message/alice", json!({"message": "body-Secret-11"})).await.0, 200);
+    good.wait_for("body-Secret-11").await;
+    good.send(format!("<message to='{ADMIN}' type='chat'><body>body-Secret-12</body></message>"))
+        .await
+        .expect("sending");
+    secrets.extend(["body-Secret-11", "body-Secret-12"].map(String::from));
     drop((good, bad));
 
     let log = host.stderr();
-    assert!(log.contains("DEBUG"), "the log is at debug level:\n{log}");
+    assert!(log.contains("TRACE"), "the log is at trace level:\n{log}");
     assert!(log.contains("audit"), "the log records the calls:\n{log}");
     for secret in &secrets {
         let lines: Vec<&str> = log.lines().filter(|line| line.contains(secret.as_str())).collect();

@@ -4,8 +4,9 @@
 //! - `build [--features F]`: the release host at `target/release/plughost` and every plugin of
 //!   `plugins/` at `target/plugins/<name>.wasm`.
 //! - `run [-- ARGS]`: `build`, then `plughost serve --config plughost.toml ARGS`.
-//! - `test [ARGS]`: `build`, the test fixtures of `tests/plugins/` at `target/test-plugins/`, then
-//!   `cargo test --release -p plughost -p plughost-tests ARGS`.
+//! - `test [ARGS]`: `build`, the test fixtures of `tests/plugins/` at `target/test-plugins/`, the
+//!   PyPI tools of `tests/requirements.txt` in `target/py`, then
+//!   `cargo test --release -p plughost -p plughost-tests -p sdk ARGS`.
 //! - `bench [ARGS]`: `build --features bench-native`, the fixtures, then the `bench` binary of
 //!   `plughost-tests` with ARGS (`--quick` for a short run).
 //!
@@ -59,6 +60,7 @@ fn main() -> Result<()> {
             let workspace = Workspace::load()?;
             workspace.build(None)?;
             workspace.build_fixtures()?;
+            workspace.python_tools()?;
             let mut test = workspace.cargo();
             test.args(["test", "--release", "-p", "plughost", "-p", "plughost-tests", "-p", "sdk"])
                 .args(rest);
@@ -183,6 +185,26 @@ impl Workspace {
             self.build_wasm(&[echo], &[("PLUGHOST_ECHO_VERSION", "2")])?;
             self.install_wasm(echo, &out, "echo-v2")?;
         }
+        Ok(())
+    }
+
+    /// The PyPI tools of `tests/requirements.txt` in the virtual environment `target/py`,
+    /// installed again only when that file changes.
+    fn python_tools(&self) -> Result<()> {
+        let requirements = self.root.join("tests").join("requirements.txt");
+        let wanted = fs::read_to_string(&requirements).context("reading tests/requirements.txt")?;
+        let venv = self.out_dir().join("py");
+        let installed = venv.join("requirements.installed");
+        if fs::read_to_string(&installed).is_ok_and(|done| done == wanted) {
+            return Ok(());
+        }
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))
+            .context("python3 with the venv module is needed for the test tools")?;
+        run(Command::new(venv.join("bin").join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements))?;
+        fs::write(&installed, wanted)?;
+        println!("installed the test tools of tests/requirements.txt into {}", self.relative(&venv));
         Ok(())
     }
 

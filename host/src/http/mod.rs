@@ -8,6 +8,8 @@ pub mod error;
 mod health;
 mod listeners;
 mod oauth;
+pub mod openapi;
+mod request_id;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use crate::access::policy::{Identity, Policy};
 use crate::access::tokens::Tokens;
 use crate::config::{Config, Dialect};
 use crate::plugins::Plugins;
+use crate::plugins::registry::OPENAPI_PATH;
 use crate::store::{AuditRecord, Db};
 use crate::whitelist::Whitelist;
 use crate::xmpp::Server;
@@ -153,11 +156,13 @@ pub fn router(app: Arc<App>) -> Router {
     let api_base = app.config.http.api_base.clone();
     let admin_rest = Router::new()
         .route(&base, any(dispatch::admin_rest))
+        .route(&format!("{base}{OPENAPI_PATH}"), openapi_route(Dialect::AdminRest, openapi::admin_rest))
         .route(&format!("{base}/{{*path}}"), any(dispatch::admin_rest));
     #[cfg(feature = "bench-native")]
     let admin_rest = admin_rest.route(&format!("{base}/native/ping"), axum::routing::get(native_ping));
     let api = Router::new()
         .route(&api_base, any(dispatch::api))
+        .route(&format!("{api_base}{OPENAPI_PATH}"), openapi_route(Dialect::Api, openapi::api))
         .route(&format!("{api_base}/{{*path}}"), any(dispatch::api));
     let dialects = admin_rest.merge(api).route_layer(from_fn_with_state(app.clone(), access::authenticate));
     let guarded = Router::new()
@@ -172,7 +177,17 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(guarded)
         .merge(probes)
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(request_id::request_id))
         .with_state(app)
+}
+
+/// `GET` of a dialect's OpenAPI document; other methods get the dialect's 405.
+fn openapi_route<H, T>(dialect: Dialect, handler: H) -> axum::routing::MethodRouter<Arc<App>>
+where
+    H: axum::handler::Handler<T, Arc<App>>,
+    T: 'static,
+{
+    get(handler).fallback(move || async move { error::Failure { dialect, error: ApiError::WrongMethod } })
 }
 
 /// The `ping` plugin's answer, compiled into the host, so that `cargo xtask bench` can measure a

@@ -32,7 +32,7 @@ use arc_swap::ArcSwap;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-pub use bindings::types::{Caller, Method, Request, Response};
+pub use bindings::types::{Caller, Method, ParamLocation, Request, Response, Route};
 use bindings::{HostProvidesPre, types};
 pub use host::{PluginState, Services};
 use loader::LoadError;
@@ -274,6 +274,9 @@ impl Plugins {
         request: &Request,
     ) -> Result<Response, CallError> {
         let mut store = self.store(plugin, Some(self.clone()));
+        let request_id =
+            request.headers.iter().find(|(name, _)| name == "x-request-id").map(|(_, id)| id.clone());
+        store.data_mut().set_call_context(plugin.manifest.version.clone(), request_id);
         let instance = plugin.pre.instantiate(&mut store).map_err(|error| CallError::Instantiate {
             plugin: plugin.name.clone(),
             message: format!("{error:#}"),
@@ -372,7 +375,7 @@ fn classify(
         tracing::debug!(plugin = %name, "trap details: {error:?}");
         CallError::Trap { plugin: name, message }
     };
-    tracing::warn!(error = %failure, "plugin call failed");
+    tracing::warn!(error = %failure, request_id = store.data().request_id(), "plugin call failed");
     failure
 }
 

@@ -31,6 +31,9 @@ pub enum RouteConflict {
     Invalid { path: String, reason: String },
 }
 
+/// The path of each dialect's OpenAPI document, below the dialect's base; no plugin may claim it.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
 /// The routes of one path template, by method, with whether each mutates.
 struct PathRoutes {
     template: String,
@@ -85,6 +88,7 @@ impl RouteTable {
         for plugin in plugins {
             let dialect = plugin.dialect();
             for route in &plugin.manifest.routes {
+                validate_doc(route)?;
                 let key = keyed(dialect, &route.path);
                 let index = match index_of.get(&key) {
                     Some(&index) => index,
@@ -145,9 +149,13 @@ impl RouteTable {
     }
 }
 
-/// A template is `/`-separated non-empty segments, each literal or a whole `{name}`.
+/// A template is `/`-separated non-empty segments, each literal or a whole `{name}`, and not a
+/// path the host answers itself.
 fn validate_template(path: &str) -> Result<(), RouteConflict> {
     let invalid = |reason: &str| RouteConflict::Invalid { path: path.to_owned(), reason: reason.to_owned() };
+    if path == OPENAPI_PATH {
+        return Err(invalid("is reserved for the host's OpenAPI document"));
+    }
     let Some(rest) = path.strip_prefix('/') else { return Err(invalid("must start with '/'")) };
     for segment in rest.split('/') {
         if segment.is_empty() {
@@ -164,15 +172,112 @@ fn validate_template(path: &str) -> Result<(), RouteConflict> {
     Ok(())
 }
 
+/// The parameters of a template, in order (`name` of `/user/{name}`).
+pub fn template_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+}
+
+/// The documentation of a route must be usable as OpenAPI: schemas that parse, path parameters
+/// that the template has, no parameter or answer twice, real statuses.
+fn validate_doc(route: &types::Route) -> Result<(), RouteConflict> {
+    let doc = &route.doc;
+    let invalid = |reason: String| RouteConflict::Invalid {
+        path: format!("{} {}", method_name(route.method), route.path),
+        reason: format!("documentation: {reason}"),
+    };
+    let check_schema = |what: &str, schema: &str| match serde_json::from_str::<serde_json::Value>(schema) {
+        Ok(serde_json::Value::Object(_) | serde_json::Value::Bool(_)) => Ok(()),
+        Ok(_) => Err(invalid(format!("the schema of {what} is neither an object nor a boolean"))),
+        Err(error) => Err(invalid(format!("the schema of {what} is not JSON: {error}"))),
+    };
+    let mut seen_params = std::collections::BTreeSet::new();
+    for param in &doc.params {
+        let what = format!("parameter `{}`", param.name);
+        check_schema(&what, &param.schema)?;
+        if !seen_params.insert((param.name.as_str(), param.location == types::ParamLocation::Path)) {
+            return Err(invalid(format!("{what} is documented twice")));
+        }
+        if param.location == types::ParamLocation::Path
+            && !template_params(&route.path).any(|name| name == param.name)
+        {
+            return Err(invalid(format!("{what} is not in the path template")));
+        }
+    }
+    if let Some(body) = &doc.body {
+        check_schema("the request body", body)?;
+    }
+    let mut seen_statuses = std::collections::BTreeSet::new();
+    for answer in &doc.answers {
+        if !(200..=599).contains(&answer.status) {
+            return Err(invalid(format!("answer status {} is not a final HTTP status", answer.status)));
+        }
+        if !seen_statuses.insert(answer.status) {
+            return Err(invalid(format!("answer {} is documented twice", answer.status)));
+        }
+        if let Some(schema) = &answer.schema {
+            check_schema(&format!("answer {}", answer.status), schema)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn route(path: &str, doc: types::RouteDoc) -> types::Route {
+        types::Route { method: Method::Get, path: path.into(), mutates: false, doc }
+    }
+
+    fn doc() -> types::RouteDoc {
+        types::RouteDoc {
+            summary: "Show a user".into(),
+            description: String::new(),
+            params: vec![types::Param {
+                name: "name".into(),
+                location: types::ParamLocation::Path,
+                description: String::new(),
+                required: true,
+                schema: r#"{"type":"string"}"#.into(),
+            }],
+            body: None,
+            answers: vec![types::Answer {
+                status: 200,
+                description: "ok".into(),
+                schema: Some("true".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn route_docs_are_checked() {
+        assert!(validate_doc(&route("/user/{name}", doc())).is_ok());
+        let mut broken = Vec::new();
+        let mut bad_body = doc();
+        bad_body.body = Some("{\"type\":".into());
+        broken.push(("not JSON", route("/user/{name}", bad_body)));
+        let mut number_schema = doc();
+        number_schema.answers[0].schema = Some("42".into());
+        broken.push(("neither an object", route("/user/{name}", number_schema)));
+        broken.push(("not in the path template", route("/users", doc())));
+        let mut twice = doc();
+        twice.answers.push(twice.answers[0].clone());
+        broken.push(("documented twice", route("/user/{name}", twice)));
+        let mut informational = doc();
+        informational.answers[0].status = 101;
+        broken.push(("not a final HTTP status", route("/user/{name}", informational)));
+        for (expected, route) in broken {
+            let error = validate_doc(&route).expect_err(expected).to_string();
+            assert!(error.contains(expected), "{error:?} should say {expected:?}");
+            assert!(error.starts_with("route GET "), "{error:?} names the route");
+        }
+    }
 
     #[test]
     fn templates_are_checked() {
         assert!(validate_template("/user/{name}/connected").is_ok());
         assert!(validate_template("/ping").is_ok());
-        for bad in ["ping", "/user//x", "/user/{}", "/user/{a}b", "/x/{*rest}", "/x/"] {
+        for bad in ["ping", "/user//x", "/user/{}", "/user/{a}b", "/x/{*rest}", "/x/", "/openapi.json"] {
             assert!(validate_template(bad).is_err(), "{bad}");
         }
     }

@@ -25,11 +25,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use plughost::admin::audit::{self, Entry};
 use sdk::types::{Method, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply};
 use serde::Serialize;
 
 const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/audit", handler: page, mutates: false }];
+    &[Endpoint { method: Method::Get, path: "/audit", handler: page, mutates: false, doc: PAGE }];
 
 /// Records per page when the request does not say.
 const DEFAULT_LIMIT: u32 = 100;
@@ -88,6 +88,66 @@ fn number<T: core::str::FromStr>(
             .ok_or_else(|| sdk::reply(400, format!("Query parameter {name} must be {expected}"))),
     }
 }
+
+const PAGE: Doc = Doc {
+    summary: "Page through the audit log",
+    description: "The records of calls to mutating routes of both dialects, newest first: who (the \
+        caller's bare JID, empty for a call admitted by address), from where, when (seconds since \
+        the Unix epoch), the method and path with its parameters filled in (never a body or a \
+        query) and the status answered. Refusals by the access rules are recorded too.\n\n\
+        To page, pass the previous page's `next_before` as `before`; it is `null` exactly when no \
+        older record exists.",
+    params: &[
+        Param::query(
+            "limit",
+            "Records per page.",
+            r#"{"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}"#,
+        ),
+        Param::query("before", "Only records older than this id.", r#"{"type": "integer", "minimum": 1}"#),
+    ],
+    body: None,
+    answers: &[
+        Answer::new(
+            200,
+            "A page of records",
+            r#"{
+                "type": "object",
+                "properties": {
+                    "result": {
+                        "type": "object",
+                        "properties": {
+                            "count": {"type": "integer", "minimum": 0},
+                            "entries": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "integer"},
+                                        "at": {"type": "integer"},
+                                        "who": {"type": "string"},
+                                        "ip": {"type": "string"},
+                                        "dialect": {"enum": ["admin_rest", "api"]},
+                                        "command": {"type": "string", "examples": ["DELETE /user/alice"]},
+                                        "status": {"type": "integer"}
+                                    },
+                                    "required": ["id", "at", "who", "ip", "dialect", "command", "status"]
+                                }
+                            },
+                            "next_before": {"type": ["integer", "null"]}
+                        },
+                        "required": ["count", "entries", "next_before"]
+                    }
+                },
+                "required": ["result"]
+            }"#,
+        ),
+        Answer::text(
+            400,
+            "`Query parameter limit must be an integer from 1 to 1000` or `Query parameter before must \
+            be a positive integer`",
+        ),
+    ],
+};
 
 /// `GET /audit[?limit=N][&before=ID]`: up to `limit` records (100 by default, at most 1000),
 /// newest first, older than record `before` when given.

@@ -39,16 +39,105 @@ use alloc::vec::Vec;
 use plughost::admin::log::{Level, log};
 use plughost::admin::status;
 use plughost::admin::tokens::{self, TokenInfo};
-use sdk::ejabberd::{self, Arg, Unresolved};
+use sdk::ejabberd::{self, Arg, Args, Command, Success, Unresolved};
 use sdk::types::{Error, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Reply};
 use serde::Serialize;
 
-const ENDPOINTS: &[Endpoint] = sdk::api_commands![
-    ("oauth_issue_token", issue_token, true),
-    ("oauth_list_tokens", list_tokens, false),
-    ("oauth_revoke_token", revoke_token, true),
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "oauth_issue_token",
+        summary: "Issue a bearer token",
+        description: "Issues a token that acts as the account `jid` within `scopes`, for `ttl` seconds. \
+                      The secret is shown only in this answer; the `id` that comes with it names the \
+                      token to `oauth_list_tokens` and `oauth_revoke_token`. Unlike ejabberd, an unknown \
+                      account is `unknown_user` rather than `badpass`.",
+        args: &[
+            Arg::string("jid", "The bare JID of the existing account the token acts as."),
+            Arg::integer("ttl", "How long the token lives, in seconds: from 1 to 31536000 (a year)."),
+            Arg::string(
+                "scopes",
+                "Space-separated scopes. Plughost's are `DIALECT:PATTERN` as access rules write them \
+                 (`api:register`, `admin_rest:*`, `api:!stop`); ejabberd's `ejabberd:admin` is taken as \
+                 `api:*` and a bare command name (`register`) as `api:register`. Duplicates are dropped.",
+            ),
+        ],
+        mutates: true,
+        result: Success::new(
+            "ejabberd's members, then `id`: `scopes` is what the token carries, in Plughost's form \
+             (`ejabberd:admin` shows as `api:*`).",
+            ISSUED,
+        ),
+        errors: &[
+            Answer::new(
+                400,
+                "`\"invalid_scope\"`: a scope has no Plughost meaning (`ejabberd:user`, `sasl_auth`, another \
+                 `X:Y`) or there is none; `\"Malformed username\"` or `\"Unknown virtual host\"`: `jid` \
+                 cannot name an account here (one without `@` is malformed); `\"Arg ttl must be from 1 to \
+                 31536000 seconds\"`; or the host's reason for a malformed scope pattern.",
+                ejabberd::TEXT,
+            ),
+            ejabberd::UNKNOWN_USER,
+            ejabberd::UNAVAILABLE,
+        ],
+        handler: issue_token,
+    },
+    Command {
+        name: "oauth_list_tokens",
+        summary: "List the live tokens",
+        description: "Every token that is neither expired nor revoked, of every account. Unlike ejabberd, \
+                      secrets are never shown (the host keeps only their hashes): each token's `id` is \
+                      where ejabberd shows the secret.",
+        args: &[],
+        mutates: false,
+        result: Success::new("The tokens, oldest first.", TOKENS),
+        errors: &[],
+        handler: list_tokens,
+    },
+    Command {
+        name: "oauth_revoke_token",
+        summary: "Revoke a token",
+        description: "Revokes a token at once. Unlike ejabberd, `token` is the token's id, not its secret, \
+                      and a token that is not live is a 404 rather than a success.",
+        args: &[Arg::string("token", "The id that `oauth_issue_token` and `oauth_list_tokens` show.")],
+        mutates: true,
+        result: Success::new("`\"\"`: the token is revoked.", ejabberd::TEXT),
+        errors: &[
+            Answer::new(
+                404,
+                "Code 0: `No live token has this id` (unknown, expired or already revoked; the message \
+                 never repeats the argument, in case it was a secret).",
+                ejabberd::RESTUPLE_ERROR,
+            ),
+            Answer::new(
+                503,
+                "Code 0: the storage failed, the message says why; retry later.",
+                ejabberd::RESTUPLE_ERROR,
+            ),
+        ],
+        handler: revoke_token,
+    },
 ];
+
+/// The result of `oauth_issue_token` ([`IssuedView`]).
+const ISSUED: &str = concat!(
+    r#"{"type":"object","properties":{"#,
+    r#""token":{"type":"string","description":"the secret, shown only here"},"#,
+    r#""scopes":{"type":"string","description":"space-separated"},"#,
+    r#""expires_in":{"type":"string","description":"N seconds"},"#,
+    r#""id":{"type":"string"}"#,
+    r#"},"required":["token","scopes","expires_in","id"]}"#
+);
+
+/// The result of `oauth_list_tokens` ([`TokenView`]).
+const TOKENS: &str = concat!(
+    r#"{"type":"array","items":{"type":"object","properties":{"#,
+    r#""id":{"type":"string"},"#,
+    r#""user":{"type":"string","description":"the account's bare JID"},"#,
+    r#""scope":{"type":"string","description":"space-separated"},"#,
+    r#""expires_in":{"type":"string","description":"N seconds"}"#,
+    r#"},"required":["id","user","scope","expires_in"]}}"#
+);
 
 const ACCOUNTS: ejabberd::Accounts = sdk::api_accounts!();
 
@@ -142,8 +231,7 @@ fn ttl(seconds: i64) -> Result<u64, Response> {
 
 /// `oauth_issue_token` (`jid`, `ttl`, `scopes`): a tuple result. An unknown account is ejabberd's
 /// own thrown 404 `"unknown_user"`, not the `"badpass"` that ejabberd 23.01 answers.
-fn issue_token(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[Arg::string("jid"), Arg::integer("ttl"), Arg::string("scopes")])?;
+fn issue_token(request: &Request, args: &Args) -> Reply {
     let jid = account(args.str("jid"))?;
     let ttl = ttl(args.int("ttl"))?;
     let scopes = scopes(args.str("scopes"))?;
@@ -169,8 +257,7 @@ fn issue_token(request: &Request) -> Reply {
 }
 
 /// `oauth_list_tokens` (no arguments): every live token, oldest first, never a secret.
-fn list_tokens(request: &Request) -> Reply {
-    ejabberd::args(request, &[])?;
+fn list_tokens(_: &Request, _: &Args) -> Reply {
     let now = status::now();
     let view = |info: TokenInfo| TokenView {
         id: info.id,
@@ -184,8 +271,7 @@ fn list_tokens(request: &Request) -> Reply {
 /// `oauth_revoke_token` (`token`: the id that `oauth_list_tokens` shows): `restuple`, `""` on
 /// success. An id that is unknown, expired or already revoked is a 404 rather than ejabberd's
 /// success, and the message does not repeat the argument, in case a client passed a secret.
-fn revoke_token(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[Arg::string("token")])?;
+fn revoke_token(request: &Request, args: &Args) -> Reply {
     let id = args.str("token");
     tokens::revoke(id).map_err(|error| match error {
         Error::NotFound(_) => ejabberd::restuple_error(404, 0, "No live token has this id"),
@@ -237,5 +323,5 @@ sdk::plugin!(
     api,
     "ejabberd-oauth",
     "ejabberd's OAuth commands: issue, list and revoke bearer tokens for the admin APIs.",
-    ENDPOINTS
+    COMMANDS
 );

@@ -29,16 +29,113 @@ wit_bindgen::generate!({
 use alloc::format;
 use plughost::admin::log::{Level, log};
 use plughost::admin::{accounts, modules, sessions, status};
-use sdk::ejabberd::{self, Arg};
+use sdk::ejabberd::{self, Arg, Args, Command, HOST, Success};
 use sdk::types::{Error, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Reply};
 
-const ENDPOINTS: &[Endpoint] = sdk::api_commands![
-    ("status", server_status, false),
-    ("stats", stats, false),
-    ("stats_host", stats_host, false),
-    ("registered_vhosts", registered_vhosts, false),
-    ("restart_module", restart_module, true),
+/// The result of `stats` and `stats_host`.
+const STAT: &str = sdk::api_integer_schema!("stat");
+
+const COMMANDS: &[Command] = &[
+    Command {
+        name: "status",
+        summary: "Show the server's status",
+        description: "Whether the server is started, and its version.",
+        args: &[],
+        mutates: false,
+        result: Success::new(
+            "`\"The node 'plughost@<first domain>' is started. Status: started\\nplughost VERSION is running \
+             in that node\"`: ejabberd's two lines with a line break between them, where ejabberd glues \
+             them together.",
+            ejabberd::TEXT,
+        ),
+        errors: &[],
+        handler: server_status,
+    },
+    Command {
+        name: "stats",
+        summary: "Show a statistic of the server",
+        description: "One statistic, computed when asked (ejabberd's `registeredusers` is a counter that \
+                      drifts). ejabberd's `processes`, an Erlang VM figure, has no equivalent and is \
+                      refused like an unknown name.",
+        args: &[Arg::string(
+            "name",
+            "`registeredusers` (accounts), `onlineusers` (sessions, i.e. bound resources), \
+             `onlineusersnode` (the same: Plughost is one node) or `uptimeseconds`.",
+        )],
+        mutates: false,
+        result: Success::new("`{\"stat\": n}`.", STAT),
+        errors: &[
+            Answer::new(
+                400,
+                "`\"Arg name must be one of registeredusers, onlineusers, onlineusersnode, uptimeseconds\"` \
+                 (ejabberd crashes with a 500).",
+                ejabberd::TEXT,
+            ),
+            ejabberd::UNAVAILABLE,
+        ],
+        handler: stats,
+    },
+    Command {
+        name: "stats_host",
+        summary: "Show a statistic of a domain",
+        description: "One statistic of the domain `host`, computed when asked.",
+        args: &[
+            Arg::string(
+                "name",
+                "`registeredusers` (accounts) or `onlineusers` (sessions, i.e. bound resources).",
+            ),
+            HOST,
+        ],
+        mutates: false,
+        result: Success::new("`{\"stat\": n}`.", STAT),
+        errors: &[
+            Answer::new(400, "`\"Arg name must be one of registeredusers, onlineusers\"`.", ejabberd::TEXT),
+            ejabberd::UNKNOWN_HOST,
+            ejabberd::UNAVAILABLE,
+        ],
+        handler: stats_host,
+    },
+    Command {
+        name: "registered_vhosts",
+        summary: "List the served domains",
+        description: "Every domain this server serves.",
+        args: &[],
+        mutates: false,
+        result: Success::new("The domains, in configuration order.", ejabberd::STRINGS),
+        errors: &[],
+        handler: registered_vhosts,
+    },
+    Command {
+        name: "restart_module",
+        summary: "Reload a plugin",
+        description: "Reloads the Plughost plugin `module` from the plugins folder, or loads it when it is \
+                      not loaded, where ejabberd restarts one of its modules. Plugins are server-wide, \
+                      so `host` only has to be a served domain.",
+        args: &[
+            HOST,
+            Arg::string(
+                "module",
+                "The plugin's name: its file stem in the plugins folder (`ejabberd-roster`).",
+            ),
+        ],
+        mutates: true,
+        result: Success::new(
+            "`{\"res\":0}` when the plugin serves afterwards; `{\"res\":1}` when there is no such plugin \
+             file or the name is no plugin name.",
+            sdk::api_integer_schema!("res"),
+        ),
+        errors: &[
+            ejabberd::UNKNOWN_HOST,
+            Answer::new(
+                500,
+                "The plugin failed to load (compile, grant, manifest or route conflict); the text is the \
+                 host's reason. The previous version, if any, keeps serving.",
+                ejabberd::TEXT,
+            ),
+        ],
+        handler: restart_module,
+    },
 ];
 
 const ACCOUNTS: ejabberd::Accounts = sdk::api_accounts!();
@@ -62,8 +159,7 @@ fn registered(domain: Option<&str>) -> Result<u64, Response> {
 }
 
 /// `status`: `restuple`, ejabberd's two lines (which 23.01 glues together) with a line break.
-fn server_status(request: &Request) -> Reply {
-    ejabberd::args(request, &[])?;
+fn server_status(_: &Request, _: &Args) -> Reply {
     Ok(ejabberd::restuple(format!(
         "The node '{}' is started. Status: started\n{} is running in that node",
         ACCOUNTS.node(),
@@ -73,8 +169,7 @@ fn server_status(request: &Request) -> Reply {
 
 /// `stats`: `{"stat": n}` for `registeredusers`, `onlineusers`, `onlineusersnode` (Plughost is
 /// one node) and `uptimeseconds`.
-fn stats(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[Arg::string("name")])?;
+fn stats(_: &Request, args: &Args) -> Reply {
     let stat = match args.str("name") {
         "registeredusers" => registered(None)?,
         "onlineusers" | "onlineusersnode" => online(None),
@@ -85,9 +180,8 @@ fn stats(request: &Request) -> Reply {
 }
 
 /// `stats_host`: `{"stat": n}` for `registeredusers` and `onlineusers` of one served domain.
-fn stats_host(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[Arg::string("name"), Arg::string("host")])?;
-    let domain = ACCOUNTS.host(&args)?;
+fn stats_host(_: &Request, args: &Args) -> Reply {
+    let domain = ACCOUNTS.host(args)?;
     let stat = match args.str("name") {
         "registeredusers" => registered(Some(&domain))?,
         "onlineusers" => online(Some(&domain)),
@@ -97,17 +191,15 @@ fn stats_host(request: &Request) -> Reply {
 }
 
 /// `registered_vhosts`: the served domains, in configuration order.
-fn registered_vhosts(request: &Request) -> Reply {
-    ejabberd::args(request, &[])?;
+fn registered_vhosts(_: &Request, _: &Args) -> Reply {
     Ok(ejabberd::json(accounts::domains()))
 }
 
 /// `restart_module`: reloads the plugin `module` from the plugins folder (loads it when it is
 /// not loaded). `{"res":0}` when it serves afterwards, `{"res":1}` when there is no such plugin.
 /// Plugins are server-wide, so `host` only has to be a served domain.
-fn restart_module(request: &Request) -> Reply {
-    let args = ejabberd::args(request, &[Arg::string("host"), Arg::string("module")])?;
-    ACCOUNTS.host(&args)?;
+fn restart_module(request: &Request, args: &Args) -> Reply {
+    ACCOUNTS.host(args)?;
     let module = args.str("module");
     let res: u64 = match modules::load(module) {
         Ok(_) => 0,
@@ -124,5 +216,5 @@ sdk::plugin!(
     api,
     "ejabberd-server",
     "ejabberd's server commands: status, statistics, virtual hosts, restarting a module.",
-    ENDPOINTS
+    COMMANDS
 );

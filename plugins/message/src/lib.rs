@@ -31,14 +31,51 @@ use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::messaging::{self, Delivery, Kind, Outgoing, Purpose};
 use sdk::types::{Error, Method, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde_json::{Map, Value, json};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Post, path: "/message/{name}", handler: send, mutates: true },
-    Endpoint { method: Method::Post, path: "/message", handler: multicast, mutates: true },
-    Endpoint { method: Method::Post, path: "/broadcast", handler: broadcast, mutates: true },
+    Endpoint { method: Method::Post, path: "/message/{name}", handler: send, mutates: true, doc: SEND },
+    Endpoint { method: Method::Post, path: "/message", handler: multicast, mutates: true, doc: MULTICAST },
+    Endpoint { method: Method::Post, path: "/broadcast", handler: broadcast, mutates: true, doc: BROADCAST },
 ];
+
+/// The JSON Schema of the message members that [`outgoing`] reads. A macro rather than a
+/// `const`, so that `concat!` can build the multicast entry from the same text.
+macro_rules! outgoing_schema {
+    () => {
+        r#"{
+            "type": "object",
+            "properties": {
+                "message": {"type": ["string", "null"], "description": "The body"},
+                "subject": {"type": ["string", "null"]},
+                "type": {"enum": ["normal", "chat", "headline", null], "default": "normal"}
+            },
+            "anyOf": [
+                {"properties": {"message": {"type": "string"}}, "required": ["message"]},
+                {"properties": {"subject": {"type": "string"}}, "required": ["subject"]}
+            ]
+        }"#
+    };
+}
+
+/// One entry of a multicast: the message members and its recipient.
+macro_rules! entry_schema {
+    () => {
+        concat!(
+            r#"{"allOf": ["#,
+            outgoing_schema!(),
+            r#", {"properties": {"to": {"type": "string"}}, "required": ["to"]}]}"#
+        )
+    };
+}
+
+/// What the message members fail with.
+const BAD_BODY: Answer = Answer::text(
+    400,
+    "`Request body is not valid JSON`, or `Body does not exist or is malformed` (not an object, a \
+    member of the wrong type, an unknown `type`, neither `message` nor `subject`)",
+);
 
 /// The message fields of an object: `message` (the body), `subject` and `type`. Other members
 /// are ignored, so that a multicast entry's `to` can sit beside them.
@@ -71,6 +108,31 @@ fn recipients(body: Value) -> Result<Vec<Value>, Response> {
     }
 }
 
+const SEND: Doc = Doc {
+    summary: "Send a message to a user",
+    description: "Sends a message from the recipient's domain (`localhost` to `alice@localhost`), \
+        with the `[messages] message_prefix` in front of its body: to every online resource of \
+        the account, or to its offline queue when it has none (delivered at its next login, with \
+        a delay stamp). It is of type `normal` unless `type` says `chat` or `headline`. A \
+        headline to an offline user is not kept (RFC 6121 §5.2.2): 501. mod_admin_rest answers \
+        501 only without an offline module; without `message` it sends an empty message or \
+        fails, and this answers 400.",
+    params: &[Param::path(
+        "name",
+        "The recipient: a localpart of the first served domain (`alice`) or a bare JID \
+        (`alice@example.org`); nodeprepped, so `ALICE` is `alice`.",
+    )],
+    body: Some(outgoing_schema!()),
+    answers: &[
+        Answer::text(200, "`Message sent to user: JID`: written to every online resource"),
+        Answer::text(202, "`Message sent to offline queue: JID`"),
+        BAD_BODY,
+        Answer::text(404, "`User does not exist or is malformed`"),
+        Answer::text(501, "`Message dropped per configuration: JID`: a headline to an offline user"),
+        sdk::UNAVAILABLE,
+    ],
+};
+
 fn send(request: &Request) -> Reply {
     let jid = sdk::resolved_user(accounts::resolve(sdk::param(request, "name")), sdk::user_malformed)?;
     let message = outgoing(&sdk::body_object(request)?)?;
@@ -87,6 +149,40 @@ fn send(request: &Request) -> Reply {
     log(Level::Info, &format!("{} sent a message to {jid}: {logged}", request.caller.jid));
     Ok(sdk::reply(status, format!("{outcome}: {jid}")))
 }
+
+const MULTICAST: Doc = Doc {
+    summary: "Send messages to several users",
+    description: "Sends one message per entry, each to its `to` (a localpart of the first served \
+        domain or a bare JID), as `POST /message/{name}` does but with the `[messages] \
+        multicast_prefix`. The body is `{\"recipients\": [...]}`, as mod_admin_rest takes it, or \
+        the bare array its README shows. Every entry is checked before the first message goes \
+        out: one malformed entry is a 400 and nothing is sent. Unknown recipients, and headlines \
+        to offline ones, are skipped.\n\n\
+        The answer counts the messages delivered to online users (S) and queued offline (D).",
+    params: &[],
+    body: Some(concat!(
+        r#"{"oneOf": [{"type": "array", "items": "#,
+        entry_schema!(),
+        r#"}, {"type": "object", "properties": {"recipients": {"type": "array", "items": "#,
+        entry_schema!(),
+        r#"}}, "required": ["recipients"]}]}"#
+    )),
+    answers: &[
+        Answer::text(200, "`Message multicasted to users: S/D`"),
+        Answer::text(
+            400,
+            "`Request body is not valid JSON`, or `Body does not exist or is malformed` (no list of \
+            entries, or an entry that is not an object, lacks a string `to` or has bad message \
+            members)",
+        ),
+        Answer::text(404, "`No multicast recipients`: nobody got a message"),
+        Answer::text(
+            503,
+            "Nobody got a message because the server's storage failed or is shutting down; the text \
+            says why",
+        ),
+    ],
+};
 
 fn multicast(request: &Request) -> Reply {
     // Every entry is checked before the first message goes out, so that a bad entry never
@@ -129,6 +225,16 @@ fn multicast(request: &Request) -> Reply {
     }
     Ok(sdk::reply(200, format!("Message multicasted to users: {delivered}/{queued}")))
 }
+
+const BROADCAST: Doc = Doc {
+    summary: "Send a message to every online user",
+    description: "Sends the message, with the `[messages] broadcast_prefix`, to every resource of \
+        every account that is online now; nobody offline gets it later. `count` is the number of \
+        accounts (not resources) reached.",
+    params: &[],
+    body: Some(outgoing_schema!()),
+    answers: &[Answer::new(200, "The number of accounts reached", schema::RESULT_COUNT), BAD_BODY],
+};
 
 fn broadcast(request: &Request) -> Reply {
     let message = outgoing(&sdk::body_object(request)?)?;

@@ -30,17 +30,26 @@ use alloc::vec::Vec;
 use plughost::admin::log::{Level, log};
 use plughost::admin::modules::{self, ModuleInfo};
 use sdk::types::{Dialect, Error, Method, Request};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde::Serialize;
 use serde_json::json;
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/modules", handler: list, mutates: false },
-    Endpoint { method: Method::Get, path: "/modules/count", handler: count, mutates: false },
-    Endpoint { method: Method::Get, path: "/module/{name}", handler: show, mutates: false },
-    Endpoint { method: Method::Put, path: "/module/{name}", handler: load, mutates: true },
-    Endpoint { method: Method::Delete, path: "/module/{name}", handler: unload, mutates: true },
+    Endpoint { method: Method::Get, path: "/modules", handler: list, mutates: false, doc: LIST },
+    Endpoint { method: Method::Get, path: "/modules/count", handler: count, mutates: false, doc: COUNT },
+    Endpoint { method: Method::Get, path: "/module/{name}", handler: show, mutates: false, doc: SHOW },
+    Endpoint { method: Method::Put, path: "/module/{name}", handler: load, mutates: true, doc: LOAD },
+    Endpoint { method: Method::Delete, path: "/module/{name}", handler: unload, mutates: true, doc: UNLOAD },
 ];
+
+const NAME: Param =
+    Param::path("name", "The plugin's name, which is its file stem (`ping` for `ping.wasm`).");
+
+/// The 400 of the routes that load and unload, for a name that cannot be a plugin's.
+const INVALID_NAME: Answer = Answer::text(
+    400,
+    "Not a plugin name (lower-case ASCII letters, digits, `-` and `_`, at most 64); the text says why",
+);
 
 /// `GET /module/{name}`: mod_admin_rest's `{"module", "loaded"}`, extended with what an operator
 /// needs to tell which build is serving and why the last load failed.
@@ -94,14 +103,104 @@ impl From<ModuleInfo> for ModuleView {
     }
 }
 
+const LIST: Doc = Doc {
+    summary: "List the loaded plugins",
+    description: "The names of the plugins serving now, sorted. A plugin that is only a file in the \
+        plugins folder, or whose last load failed with no earlier version serving, is not listed: \
+        `GET /module/{name}` shows it.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The loaded plugins",
+        r#"{
+            "type": "object",
+            "properties": {
+                "result": {
+                    "type": "object",
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 0},
+                        "modules": {"type": "array", "items": {"type": "string"}}
+                    },
+                    "required": ["count", "modules"]
+                }
+            },
+            "required": ["result"]
+        }"#,
+    )],
+};
+
 fn list(_request: &Request) -> Reply {
     let names: Vec<String> = modules::list().into_iter().map(|info| info.name).collect();
     Ok(sdk::reply(200, json!({ "count": names.len(), "modules": names })))
 }
 
+const COUNT: Doc = Doc {
+    summary: "Count the loaded plugins",
+    description: "The number of plugins serving now, as `GET /modules` counts them.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(200, "The number of loaded plugins", schema::RESULT_COUNT)],
+};
+
 fn count(_request: &Request) -> Reply {
     Ok(sdk::reply(200, json!({ "count": modules::list().len() })))
 }
+
+/// The `result` of `GET /module/{name}`, loaded or not. Only `module` and `loaded` are present for
+/// a name the host knows nothing of.
+const MODULE: &str = r#"{
+    "type": "object",
+    "properties": {
+        "result": {
+            "type": "object",
+            "properties": {
+                "module": {"type": "string"},
+                "loaded": {"type": "boolean"},
+                "version": {"type": ["string", "null"]},
+                "description": {"type": "string"},
+                "dialect": {"enum": ["admin_rest", "api", null]},
+                "routes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+                            "path": {"type": "string"},
+                            "mutates": {"type": "boolean"}
+                        },
+                        "required": ["method", "path", "mutates"]
+                    }
+                },
+                "file_present": {"type": "boolean"},
+                "sha256": {"type": ["string", "null"]},
+                "loaded_at": {"type": ["integer", "null"], "description": "Seconds since the Unix epoch"},
+                "last_error": {"type": ["string", "null"]}
+            },
+            "required": ["module", "loaded"]
+        }
+    },
+    "required": ["result"]
+}"#;
+
+const SHOW: Doc = Doc {
+    summary: "Show a plugin",
+    description: "Whether the plugin is loaded, as mod_admin_rest answers (`module`, `loaded`), and \
+        what an operator needs to tell which build is serving and why the last load failed: its \
+        version, description, dialect and routes, whether its file is in the plugins folder, the \
+        sha-256 of the serving wasm, when it was loaded and the error of the last failed load. \
+        The version, dialect, routes, sha-256 and load time are those of the serving version \
+        (`null` or empty when none serves).\n\n\
+        A plugin that is not serving is a 404 with the same object, so that scripts that test the \
+        status keep working; a name the host knows nothing of (or an invalid name) is a 404 with \
+        only `module` and `loaded: false`.",
+    params: &[NAME],
+    body: None,
+    answers: &[
+        Answer::new(200, "The plugin is loaded", MODULE),
+        Answer::new(404, "The plugin is not loaded (`loaded` is false)", MODULE),
+    ],
+};
 
 fn show(request: &Request) -> Reply {
     let name = sdk::param(request, "name");
@@ -114,6 +213,30 @@ fn show(request: &Request) -> Reply {
     // clients, which test the status; the details ride along for operators.
     Ok(sdk::reply(if info.loaded { 200 } else { 404 }, ModuleView::from(info)))
 }
+
+const LOAD: Doc = Doc {
+    summary: "Load or reload a plugin",
+    description: "Loads `<plugins_dir>/{name}.wasm`, or reloads it when it is loaded: the file is \
+        compiled, its imports are checked against its grants and its routes against the other \
+        plugins'. The switch is atomic: calls already running finish on the version they started \
+        with. On failure the previous version, if any, keeps serving, and the error is kept as \
+        the plugin's `last_error`. A plugin may reload itself.\n\n\
+        The answer says `loaded` for a reload too, as mod_admin_rest's does. mod_admin_rest \
+        answers 500 for an unknown module; here a missing file is a 404.",
+    params: &[NAME],
+    body: None,
+    answers: &[
+        Answer::text(200, "`Module loaded: NAME`"),
+        INVALID_NAME,
+        Answer::text(404, "`Module file does not exist: NAME`: no such file in the plugins folder"),
+        Answer::text(
+            500,
+            "The plugin was not loaded (compile error, an import it is not granted, a malformed \
+            manifest, a route another plugin claims); the text says why, and the previous version \
+            keeps serving",
+        ),
+    ],
+};
 
 fn load(request: &Request) -> Reply {
     let name = sdk::param(request, "name");
@@ -138,6 +261,20 @@ fn load(request: &Request) -> Reply {
     // mod_admin_rest says "loaded" for a reload too, and scripts match on it.
     Ok(sdk::reply(200, format!("Module loaded: {name}")))
 }
+
+const UNLOAD: Doc = Doc {
+    summary: "Unload a plugin",
+    description: "Stops serving the plugin's routes; its file stays in the plugins folder, so \
+        `PUT /module/{name}` (or replacing the file) loads it again. Calls already running finish. \
+        mod_admin_rest unloads too but then answers an HTML 500; this answers 200.",
+    params: &[NAME],
+    body: None,
+    answers: &[
+        Answer::text(200, "`Module unloaded: NAME`"),
+        INVALID_NAME,
+        Answer::text(404, "`Module is not loaded: NAME`"),
+    ],
+};
 
 fn unload(request: &Request) -> Reply {
     let name = sdk::param(request, "name");

@@ -16,6 +16,21 @@ use alloc::vec::Vec;
 
 use exports::plughost::admin::handler::Guest;
 use sdk::types::{Dialect, Manifest, Method, Request, Response, Route};
+use sdk::{Answer, Doc};
+
+const PING: Doc = Doc {
+    summary: "Check that the API answers",
+    description: "Answers `PONG` and touches nothing else, so a script can tell that the admin API \
+        and this plugin are serving (and that its credentials are accepted). mod_admin_rest has \
+        the same route, undocumented.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The API is up",
+        r#"{"type":"object","properties":{"result":{"const":"PONG"}},"required":["result"]}"#,
+    )],
+};
 
 struct Ping;
 
@@ -26,7 +41,12 @@ impl Guest for Ping {
             version: env!("CARGO_PKG_VERSION").into(),
             description: "Answers GET /ping with PONG, to check that the API is up.".into(),
             dialect: Dialect::AdminRest,
-            routes: vec![Route { method: Method::Get, path: "/ping".into(), mutates: false }],
+            routes: vec![Route {
+                method: Method::Get,
+                path: "/ping".into(),
+                mutates: false,
+                doc: sdk::route_doc(&PING),
+            }],
         }
     }
 

@@ -30,15 +30,21 @@ use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::roster::{self, Subscription};
 use sdk::types::{Error, Method, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/roster/{name}", handler: show, mutates: false },
-    Endpoint { method: Method::Post, path: "/roster/{name}", handler: add, mutates: true },
-    Endpoint { method: Method::Delete, path: "/roster/{name}", handler: remove, mutates: true },
+    Endpoint { method: Method::Get, path: "/roster/{name}", handler: show, mutates: false, doc: SHOW },
+    Endpoint { method: Method::Post, path: "/roster/{name}", handler: add, mutates: true, doc: ADD },
+    Endpoint { method: Method::Delete, path: "/roster/{name}", handler: remove, mutates: true, doc: REMOVE },
 ];
+
+const NAME: Param = Param::path(
+    "name",
+    "The roster's account: a localpart of the first served domain (`alice`) or a bare JID \
+    (`alice@example.org`); nodeprepped, so `ALICE` is `alice`.",
+);
 
 #[derive(Serialize)]
 struct RosterView {
@@ -143,6 +149,58 @@ fn change_error(error: Error) -> Response {
     }
 }
 
+const SHOW: Doc = Doc {
+    summary: "Show a user's roster",
+    description: "The roster in mod_admin_rest's shape, sorted by contact: each item is \
+        `[\"item\", {...}]`, with `group` in the singular, and `name` and `ask` only when set. \
+        An empty roster is `[]` (mod_admin_rest sends `{}`).",
+    params: &[NAME],
+    body: None,
+    answers: &[
+        Answer::new(
+            200,
+            "The roster",
+            r#"{
+                "type": "object",
+                "properties": {
+                    "result": {
+                        "type": "object",
+                        "properties": {
+                            "count": {"type": "integer", "minimum": 0},
+                            "roster": {
+                                "type": "array",
+                                "items": {
+                                    "type": "array",
+                                    "prefixItems": [
+                                        {"const": "item"},
+                                        {
+                                            "type": "object",
+                                            "properties": {
+                                                "jid": {"type": "string"},
+                                                "subscription": {"enum": ["none", "to", "from", "both"]},
+                                                "group": {"type": "array", "items": {"type": "string"}},
+                                                "ask": {"const": "subscribe"},
+                                                "name": {"type": "string"}
+                                            },
+                                            "required": ["jid", "subscription", "group"]
+                                        }
+                                    ],
+                                    "minItems": 2,
+                                    "items": false
+                                }
+                            }
+                        },
+                        "required": ["count", "roster"]
+                    }
+                },
+                "required": ["result"]
+            }"#,
+        ),
+        Answer::text(404, "`User does not exist or is malformed` or `User does not exist: JID`"),
+        sdk::UNAVAILABLE,
+    ],
+};
+
 fn show(request: &Request) -> Reply {
     let jid = named_user(request)?;
     let items = roster::get(&jid).map_err(|error| match error {
@@ -152,6 +210,45 @@ fn show(request: &Request) -> Reply {
     let roster: Vec<_> = items.into_iter().map(|item| ("item", ItemView::from(item))).collect();
     Ok(sdk::reply(200, RosterView { count: roster.len(), roster }))
 }
+
+const ADD: Doc = Doc {
+    summary: "Add a contact with a mutual subscription",
+    description: "Adds `contact` to the user's roster with subscription `both`, with the optional \
+        display `name` and `groups`, and adds the user to the contact's roster likewise, as \
+        mod_admin_rest does. Both sides' online clients get roster pushes and each other's \
+        presence (mod_admin_rest sends no push). A contact on a domain this server does not host \
+        is added to the user's side only, with no subscription.\n\n\
+        Unlike mod_admin_rest, the contact is normalised (nodeprepped), and a malformed contact \
+        or a local one without an account is a 404 that changes nothing; the whole body is \
+        checked before anything is written.",
+    params: &[NAME],
+    body: Some(
+        r#"{
+            "type": "object",
+            "properties": {
+                "contact": {"type": "string", "description": "A bare JID with a localpart"},
+                "name": {"type": ["string", "null"]},
+                "groups": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}}
+            },
+            "required": ["contact"]
+        }"#,
+    ),
+    answers: &[
+        Answer::text(200, "`Roster registered: JID and CONTACT`"),
+        Answer::text(
+            400,
+            "`Request body is not valid JSON`, or `Body does not exist or is malformed` (not an \
+            object, a member of the wrong type, an empty group name)",
+        ),
+        Answer::text(
+            404,
+            "`Contact does not exist or is malformed` (no `contact`, a malformed one, or a local \
+            contact without an account), `User does not exist or is malformed` or `User does not \
+            exist: JID`",
+        ),
+        sdk::UNAVAILABLE,
+    ],
+};
 
 fn add(request: &Request) -> Reply {
     let user = named_user(request)?;
@@ -163,6 +260,35 @@ fn add(request: &Request) -> Reply {
     log(Level::Info, &format!("{} added {contact} to the roster of {user}", request.caller.jid));
     Ok(sdk::reply(200, format!("Roster registered: {user} and {contact}")))
 }
+
+const REMOVE: Doc = Doc {
+    summary: "Remove a contact",
+    description: "Removes `contact` from the user's roster and cancels the subscriptions both ways \
+        (RFC 6121 §2.5.2), so the contact's side changes too; both sides' online clients get \
+        roster pushes. A contact that is not in the roster is a 404 (mod_admin_rest answers 200).",
+    params: &[NAME],
+    body: Some(
+        r#"{
+            "type": "object",
+            "properties": {"contact": {"type": "string"}},
+            "required": ["contact"]
+        }"#,
+    ),
+    answers: &[
+        Answer::text(200, "`Roster deleted: JID and CONTACT`"),
+        Answer::text(
+            400,
+            "`Request body is not valid JSON`, or `Body does not exist or is malformed` (not an \
+            object, a `contact` that is not a string)",
+        ),
+        Answer::text(
+            404,
+            "`Contact does not exist or is malformed` (no `contact`, a malformed one, or one not in \
+            the roster), `User does not exist or is malformed` or `User does not exist: JID`",
+        ),
+        sdk::UNAVAILABLE,
+    ],
+};
 
 fn remove(request: &Request) -> Reply {
     let user = named_user(request)?;

@@ -1,12 +1,18 @@
 //! ejabberd's mod_http_api conventions, for the plugins of the `api` dialect: a command's
-//! routes, its arguments and the encodings of its result. It touches no host interface: the
-//! account look-ups it needs come in as the plugin's own `accounts` functions ([`Accounts`]).
+//! routes, its arguments, its documentation and the encodings of its result. It touches no host
+//! interface: the account look-ups it needs come in as the plugin's own `accounts` functions
+//! ([`Accounts`]).
+//!
+//! A plugin declares each command once, as a [`Command`]: its arguments, what it answers and its
+//! handler. [`manifest`] derives its routes and their documentation from that declaration and
+//! [`dispatch`] checks the arguments against it before the handler runs, so the documentation
+//! cannot drift from what the command accepts.
 //!
 //! A command is `POST /<command>` with a JSON object of arguments, and the same command as
-//! `GET /<command>` with the arguments in the query string ([`api_commands!`](crate::api_commands)).
-//! As in ejabberd every argument is required, unknown ones are refused and types are checked;
-//! argument errors are 400s with a bare JSON string body ([`thrown`]), in ejabberd's words except
-//! that they name the argument instead of printing its value as an Erlang term.
+//! `GET /<command>` with the arguments in the query string. As in ejabberd every argument is
+//! required, unknown ones are refused and types are checked; argument errors are 400s with a bare
+//! JSON string body ([`thrown`]), in ejabberd's words except that they name the argument instead
+//! of printing its value as an Erlang term.
 //!
 //! Results are encoded by the type ejabberd declares for the command (its §1.1):
 //!
@@ -19,43 +25,220 @@
 
 use alloc::borrow::ToOwned;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
 use serde::Serialize;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
-use crate::types::{Error, Method, Request, Response};
+use crate::types::{
+    self, Dialect, Error, Manifest, Method, ParamLocation, Request, Response, Route, RouteDoc,
+};
+use crate::{Answer, Reply};
 
-/// Declares the routes of ejabberd commands as a `&[Endpoint]`: each `("name", handler, mutates)`
-/// becomes `POST /name` and `GET /name`, both answered by `handler` and both carrying `mutates`.
-///
-/// ```ignore
-/// const ENDPOINTS: &[Endpoint] = sdk::api_commands![
-///     ("register", register, true),
-///     ("check_account", check_account, false),
-/// ];
-/// ```
+/// One ejabberd command, declared once: its routes, the arguments [`dispatch`] checks and the
+/// documentation [`manifest`] publishes all come from here.
+pub struct Command {
+    /// ejabberd's name of the command (`register`), the last segment of its path.
+    pub name: &'static str,
+    /// One line, e.g. `Register an account`.
+    pub summary: &'static str,
+    /// What an operator needs to know, above all where Plughost answers differently from
+    /// ejabberd; CommonMark.
+    pub description: &'static str,
+    /// Every argument, all required, in the order ejabberd checks them.
+    pub args: &'static [Arg],
+    /// Whether a call changes state (and so is written to the audit log).
+    pub mutates: bool,
+    /// The 200 answer.
+    pub result: Success,
+    /// The command's own other answers. The 400 of refused arguments is added to every command;
+    /// answers that share a status are documented as one.
+    pub errors: &'static [Answer],
+    /// Answers a call whose arguments have been checked against `args`.
+    pub handler: fn(&Request, &Args) -> Reply,
+}
+
+/// What a command answers with status 200.
+pub struct Success {
+    pub description: &'static str,
+    /// The JSON Schema of the body, e.g. [`RESCODE`].
+    pub schema: &'static str,
+}
+
+impl Success {
+    pub const fn new(description: &'static str, schema: &'static str) -> Success {
+        Success { description, schema }
+    }
+}
+
+/// The schema of a `rescode` result.
+pub const RESCODE: &str = r#"{"type":"integer","enum":[0,1],"description":"0 on success, 1 on failure"}"#;
+/// The schema of a successful `restuple` result, and of a thrown error: a bare JSON string.
+pub const TEXT: &str = crate::schema::STRING;
+/// The schema of a failed `restuple` result ([`restuple_error`]).
+pub const RESTUPLE_ERROR: &str = concat!(
+    r#"{"type":"object","properties":{"#,
+    r#""status":{"const":"error"},"#,
+    r#""code":{"type":"integer","description":"ejabberd's error number, 0 when the case has none"},"#,
+    r#""message":{"type":"string"}"#,
+    r#"},"required":["status","code","message"]}"#
+);
+/// The schema of a list of strings.
+pub const STRINGS: &str = r#"{"type":"array","items":{"type":"string"}}"#;
+
+/// The schema of an [`integer`] result named `$name`: `{"$name": n}`.
 #[macro_export]
-macro_rules! api_commands {
-    ($(($name:literal, $handler:expr, $mutates:expr)),* $(,)?) => {
-        &[$(
-            $crate::Endpoint {
-                method: $crate::types::Method::Post,
-                path: concat!("/", $name),
-                handler: $handler,
-                mutates: $mutates,
-            },
-            $crate::Endpoint {
-                method: $crate::types::Method::Get,
-                path: concat!("/", $name),
-                handler: $handler,
-                mutates: $mutates,
-            },
-        )*]
+macro_rules! api_integer_schema {
+    ($name:literal) => {
+        concat!(
+            r#"{"type":"object","properties":{""#,
+            $name,
+            r#"":{"type":"integer","minimum":0}},"required":[""#,
+            $name,
+            r#""]}"#
+        )
     };
+}
+
+/// Thrown 400 `"Unknown virtual host"`.
+pub const UNKNOWN_HOST: Answer =
+    Answer::new(400, "`\"Unknown virtual host\"`: `host` is not a domain this server serves.", TEXT);
+/// Thrown 400 `"Malformed username"`.
+pub const MALFORMED_USER: Answer = Answer::new(
+    400,
+    "`\"Malformed username\"`: `user` is not a valid localpart (empty, containing `@` or `/`, or \
+     refused by nodeprep).",
+    TEXT,
+);
+/// Thrown 404 `"unknown_user"` ([`unknown_user`]).
+pub const UNKNOWN_USER: Answer = Answer::new(404, "`\"unknown_user\"`: the account does not exist.", TEXT);
+/// A host failure passed on by [`host_error`]: the storage is failing.
+pub const UNAVAILABLE: Answer = Answer::new(503, "The storage failed; the text says why. Retry later.", TEXT);
+
+/// The 400 of every command, for arguments [`args`] refuses.
+const REFUSED_ARGUMENTS: Answer = Answer::new(
+    400,
+    "The arguments were refused, in ejabberd's words (naming the argument where ejabberd prints \
+     its value): `\"Request have missing argument: NAME\"`, `\"Request have duplicate argument: \
+     NAME\"`, `\"Request have unknown arguments: [NAME,...]\"`, `\"Arg NAME is not in format \
+     string\"` (or `integer`). A POST body that is not JSON is `\"Invalid JSON\"`, and one that is \
+     no JSON object (an empty body included: send `{}` when there are no arguments) is \
+     `\"Request body must be a JSON object\"`.",
+    TEXT,
+);
+
+/// The manifest of a plugin of the `api` dialect whose commands are `commands`: each one is
+/// `POST /<name>` (the arguments as a JSON object) and `GET /<name>` (the arguments in the query).
+pub fn manifest(name: &str, version: &str, description: &str, commands: &[Command]) -> Manifest {
+    let routes = commands
+        .iter()
+        .flat_map(|command| {
+            [Method::Post, Method::Get].map(|method| Route {
+                method,
+                path: format!("/{}", command.name),
+                mutates: command.mutates,
+                doc: route_doc(command, method),
+            })
+        })
+        .collect();
+    Manifest {
+        name: name.into(),
+        version: version.into(),
+        description: description.into(),
+        dialect: Dialect::Api,
+        routes,
+    }
+}
+
+/// The documentation of `command` as `method`: the arguments are the body of a POST and the
+/// query of a GET.
+fn route_doc(command: &Command, method: Method) -> RouteDoc {
+    let (params, body) = if method == Method::Get {
+        let params = command
+            .args
+            .iter()
+            .map(|arg| types::Param {
+                name: arg.name.into(),
+                location: ParamLocation::Query,
+                description: arg.description.into(),
+                required: true,
+                schema: arg.kind.schema().into(),
+            })
+            .collect();
+        (params, None)
+    } else {
+        (Vec::new(), Some(body_schema(command.args)))
+    };
+    RouteDoc {
+        summary: command.summary.into(),
+        description: command.description.into(),
+        params,
+        body,
+        answers: answers(command),
+    }
+}
+
+/// The JSON Schema of the POST body of a command that takes `declared`: an object of exactly
+/// those members.
+pub fn body_schema(declared: &[Arg]) -> String {
+    let properties: Map<String, Value> = declared
+        .iter()
+        .map(|arg| (arg.name.into(), json!({"type": arg.kind.name(), "description": arg.description})))
+        .collect();
+    let required: Vec<&str> = declared.iter().map(|arg| arg.name).collect();
+    json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+        .to_string()
+}
+
+/// The answers of `command`, one per status, in the order of their status. The cases of one
+/// status are described one after the other, and their schemas joined with `anyOf` when they
+/// differ.
+fn answers(command: &Command) -> Vec<types::Answer> {
+    let success = Answer::new(200, command.result.description, command.result.schema);
+    let mut statuses: Vec<(u16, Vec<&str>, Vec<&str>)> = Vec::new();
+    for answer in [&success, &REFUSED_ARGUMENTS].into_iter().chain(command.errors) {
+        let at = match statuses.iter().position(|(status, _, _)| *status == answer.status) {
+            Some(at) => at,
+            None => {
+                statuses.push((answer.status, Vec::new(), Vec::new()));
+                statuses.len() - 1
+            }
+        };
+        let (_, descriptions, schemas) = &mut statuses[at];
+        descriptions.push(answer.description);
+        if let Some(schema) = answer.schema.filter(|schema| !schemas.contains(schema)) {
+            schemas.push(schema);
+        }
+    }
+    statuses.sort_by_key(|(status, _, _)| *status);
+    statuses
+        .into_iter()
+        .map(|(status, descriptions, schemas)| types::Answer {
+            status,
+            description: descriptions.join("\n\n"),
+            schema: match schemas[..] {
+                [] => None,
+                [schema] => Some(schema.into()),
+                _ => Some(format!(r#"{{"anyOf":[{}]}}"#, schemas.join(","))),
+            },
+        })
+        .collect()
+}
+
+/// Runs the command that `request` names, once its arguments are checked. The host only routes
+/// declared routes to a plugin, so the fallback answers what ejabberd answers for an unknown
+/// command rather than trapping.
+pub fn dispatch(commands: &[Command], request: &Request) -> Response {
+    let named = |command: &&Command| request.route.strip_prefix('/') == Some(command.name);
+    let Some(command) = commands.iter().find(named) else {
+        return restuple_error(404, 40, "Endpoint not found.");
+    };
+    args(request, command.args)
+        .and_then(|args| (command.handler)(request, &args))
+        .unwrap_or_else(|early| early)
 }
 
 /// The type of an argument, as `ejabberdctl help` declares it.
@@ -67,24 +250,51 @@ pub enum Kind {
     Integer,
 }
 
+impl Kind {
+    /// The JSON Schema type, which is also the word of the error for a value of another type.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Integer => "integer",
+        }
+    }
+
+    /// The JSON Schema of a value.
+    fn schema(self) -> &'static str {
+        match self {
+            Kind::String => crate::schema::STRING,
+            Kind::Integer => r#"{"type":"integer"}"#,
+        }
+    }
+}
+
 /// One declared argument of a command.
 #[derive(Clone, Copy, Debug)]
 pub struct Arg {
     pub name: &'static str,
     pub kind: Kind,
+    /// What the argument means, for the documentation.
+    pub description: &'static str,
 }
 
 impl Arg {
     /// A string argument.
-    pub const fn string(name: &'static str) -> Arg {
-        Arg { name, kind: Kind::String }
+    pub const fn string(name: &'static str, description: &'static str) -> Arg {
+        Arg { name, kind: Kind::String, description }
     }
 
     /// An integer argument.
-    pub const fn integer(name: &'static str) -> Arg {
-        Arg { name, kind: Kind::Integer }
+    pub const fn integer(name: &'static str, description: &'static str) -> Arg {
+        Arg { name, kind: Kind::Integer, description }
     }
 }
+
+/// The `user` argument of a command about one account (with [`HOST`]).
+pub const USER: Arg =
+    Arg::string("user", "The account's localpart (`alice`); nodeprepped, so case does not matter.");
+/// The `host` argument: a served domain.
+pub const HOST: Arg =
+    Arg::string("host", "A domain this server serves (`localhost`), compared ASCII case-insensitively.");
 
 /// The checked arguments of one call, in declaration order.
 #[derive(Debug, PartialEq, Eq)]
@@ -160,11 +370,7 @@ pub fn args(request: &Request, declared: &[Arg]) -> Result<Args, Response> {
             (Kind::String, Raw::Json(_)) => None,
         };
         let Some(checked) = checked else {
-            let format = match arg.kind {
-                Kind::String => "string",
-                Kind::Integer => "integer",
-            };
-            return Err(thrown(400, format!("Arg {} is not in format {format}", arg.name)));
+            return Err(thrown(400, format!("Arg {} is not in format {}", arg.name, arg.kind.name())));
         };
         values.push((arg.name, checked));
     }
@@ -441,8 +647,12 @@ mod tests {
         (response.status, body_text(&response))
     }
 
-    const USER_HOST: &[Arg] = &[Arg::string("user"), Arg::string("host")];
-    const TOKEN: &[Arg] = &[Arg::string("jid"), Arg::integer("ttl"), Arg::string("scopes")];
+    const USER_HOST: &[Arg] = &[USER, HOST];
+    const TOKEN: &[Arg] = &[
+        Arg::string("jid", "The account"),
+        Arg::integer("ttl", "Seconds"),
+        Arg::string("scopes", "Space-separated"),
+    ];
 
     #[test]
     fn post_arguments() {
@@ -530,6 +740,101 @@ mod tests {
         assert_eq!(text(json(["a", "b"])), (200, r#"["a","b"]"#.into()));
         assert_eq!(text(unknown_user()), (404, r#""unknown_user""#.into()));
         assert_eq!(text(host_error(&Error::Unavailable("busy".into()))), (503, r#""busy""#.into()));
+    }
+
+    #[test]
+    fn post_body_schema_from_arguments() {
+        let schema: Value = serde_json::from_str(&body_schema(TOKEN)).unwrap();
+        assert_eq!(
+            schema,
+            json!({
+                "type": "object",
+                "properties": {
+                    "jid": {"type": "string", "description": "The account"},
+                    "ttl": {"type": "integer", "description": "Seconds"},
+                    "scopes": {"type": "string", "description": "Space-separated"},
+                },
+                "required": ["jid", "ttl", "scopes"],
+                "additionalProperties": false,
+            })
+        );
+        let none: Value = serde_json::from_str(&body_schema(&[])).unwrap();
+        assert_eq!((&none["properties"], &none["required"]), (&json!({}), &json!([])));
+    }
+
+    fn echo_user(_: &Request, args: &Args) -> Reply {
+        Ok(restuple(args.str("user")))
+    }
+
+    const REFUSED: Answer = Answer::new(409, "Refused.", RESTUPLE_ERROR);
+
+    const COMMANDS: &[Command] = &[Command {
+        name: "echo",
+        summary: "Echo a user",
+        description: "Answers the user.",
+        args: USER_HOST,
+        mutates: true,
+        result: Success::new("The user.", TEXT),
+        errors: &[UNKNOWN_HOST, REFUSED, MALFORMED_USER, Answer::new(400, "Refused too.", RESTUPLE_ERROR)],
+        handler: echo_user,
+    }];
+
+    #[test]
+    fn commands_are_post_and_get_routes() {
+        let manifest = manifest("echo", "1.0.0", "Echoes.", COMMANDS);
+        assert_eq!(manifest.dialect, Dialect::Api);
+        let routes: Vec<_> =
+            manifest.routes.iter().map(|route| (route.method, route.path.as_str())).collect();
+        assert_eq!(routes, [(Method::Post, "/echo"), (Method::Get, "/echo")]);
+        let (post, get) = (&manifest.routes[0], &manifest.routes[1]);
+        assert!(post.mutates && get.mutates);
+        assert_eq!(post.doc.body, Some(body_schema(USER_HOST)));
+        assert!(post.doc.params.is_empty());
+        assert_eq!(get.doc.body, None);
+        let params: Vec<_> = get
+            .doc
+            .params
+            .iter()
+            .map(|param| (param.name.as_str(), param.location, param.required, param.schema.as_str()))
+            .collect();
+        assert_eq!(
+            params,
+            [
+                ("user", ParamLocation::Query, true, crate::schema::STRING),
+                ("host", ParamLocation::Query, true, crate::schema::STRING)
+            ]
+        );
+        for route in &manifest.routes {
+            let statuses: Vec<u16> = route.doc.answers.iter().map(|answer| answer.status).collect();
+            assert_eq!(statuses, [200, 400, 409]);
+            for schema in route.doc.answers.iter().filter_map(|answer| answer.schema.as_deref()) {
+                serde_json::from_str::<Value>(schema).unwrap_or_else(|_| panic!("not JSON: {schema}"));
+            }
+        }
+        // The argument errors, the two thrown 400s and the restuple one are one answer.
+        let refused = &post.doc.answers[1];
+        assert_eq!(refused.description.matches("\n\n").count(), 3);
+        assert_eq!(refused.schema, Some(format!(r#"{{"anyOf":[{TEXT},{RESTUPLE_ERROR}]}}"#)));
+    }
+
+    #[test]
+    fn dispatch_checks_arguments_first() {
+        let call = |method: Method, route: &str, query: &[(&str, &str)], body: &str| {
+            let mut request = request(method, query, body);
+            request.route = route.into();
+            let response = dispatch(COMMANDS, &request);
+            (response.status, body_text(&response))
+        };
+        assert_eq!(call(Method::Post, "/echo", &[], r#"{"user": "a", "host": "h"}"#), (200, r#""a""#.into()));
+        assert_eq!(call(Method::Get, "/echo", &[("host", "h"), ("user", "b")], ""), (200, r#""b""#.into()));
+        assert_eq!(
+            call(Method::Post, "/echo", &[], r#"{"user": "a"}"#),
+            (400, r#""Request have missing argument: host""#.into())
+        );
+        assert_eq!(
+            call(Method::Post, "/other", &[], "{}"),
+            (404, r#"{"status":"error","code":40,"message":"Endpoint not found."}"#.into())
+        );
     }
 
     fn domains() -> Vec<String> {

@@ -42,7 +42,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde_json::{Map, Value, json};
-use types::{Dialect, Error, Manifest, Method, Request, Response, Route};
+pub use types::ParamLocation;
+use types::{Dialect, Error, Manifest, Method, Request, Response, Route, RouteDoc};
 
 // `memcpy`, `memcmp` and friends, which std would bring: wasi-libc's are self-contained (they
 // import nothing), and the target's compiler-builtins leaves them to libc.
@@ -71,6 +72,85 @@ pub struct Endpoint {
     pub handler: fn(&Request) -> Reply,
     /// Whether a call changes state (and so is written to the audit log).
     pub mutates: bool,
+    pub doc: Doc,
+}
+
+/// The documentation of a route (`route-doc` of `wit/types.wit`), as constants. Schemas are JSON
+/// Schema text; the host refuses a plugin whose schemas do not parse.
+pub struct Doc {
+    pub summary: &'static str,
+    pub description: &'static str,
+    pub params: &'static [Param],
+    /// The JSON Schema of the request body; `None` when the route reads no body.
+    pub body: Option<&'static str>,
+    pub answers: &'static [Answer],
+}
+
+/// A documented path or query parameter.
+pub struct Param {
+    pub name: &'static str,
+    pub location: ParamLocation,
+    pub description: &'static str,
+    pub required: bool,
+    pub schema: &'static str,
+}
+
+impl Param {
+    /// A string path parameter (always required).
+    pub const fn path(name: &'static str, description: &'static str) -> Param {
+        Param { name, location: ParamLocation::Path, description, required: true, schema: schema::STRING }
+    }
+
+    /// An optional query parameter with the given schema.
+    pub const fn query(name: &'static str, description: &'static str, schema: &'static str) -> Param {
+        Param { name, location: ParamLocation::Query, description, required: false, schema }
+    }
+}
+
+/// A documented answer: its status, what it means, the schema of its body.
+pub struct Answer {
+    pub status: u16,
+    pub description: &'static str,
+    pub schema: Option<&'static str>,
+}
+
+impl Answer {
+    pub const fn new(status: u16, description: &'static str, schema: &'static str) -> Answer {
+        Answer { status, description, schema: Some(schema) }
+    }
+
+    /// A mod_admin_rest answer `{"result": "text"}`: what every error of that dialect looks like.
+    pub const fn text(status: u16, description: &'static str) -> Answer {
+        Answer::new(status, description, schema::RESULT_TEXT)
+    }
+}
+
+/// What [`error_reply`] makes of a host error `unavailable`: the server's storage failed or it is
+/// shutting down.
+pub const UNAVAILABLE: Answer =
+    Answer::text(503, "The server's storage failed or is shutting down; the text says why");
+
+/// JSON Schemas that many routes share.
+pub mod schema {
+    /// Any string.
+    pub const STRING: &str = r#"{"type":"string"}"#;
+    /// A boolean query flag, `true` or `false`.
+    pub const FLAG: &str = r#"{"type":"string","enum":["true","false"]}"#;
+    /// mod_admin_rest's `{"result": "text"}`: its errors, and its plain confirmations.
+    pub const RESULT_TEXT: &str =
+        r#"{"type":"object","properties":{"result":{"type":"string"}},"required":["result"]}"#;
+    /// mod_admin_rest's `{"result": {"count": N}}`: the answer of its counting routes.
+    pub const RESULT_COUNT: &str = r#"{
+        "type": "object",
+        "properties": {
+            "result": {
+                "type": "object",
+                "properties": {"count": {"type": "integer", "minimum": 0}},
+                "required": ["count"]
+            }
+        },
+        "required": ["result"]
+    }"#;
 }
 
 /// The manifest of a plugin of `dialect` whose routes are `endpoints`.
@@ -92,6 +172,36 @@ pub fn manifest(
                 method: endpoint.method,
                 path: endpoint.path.into(),
                 mutates: endpoint.mutates,
+                doc: route_doc(&endpoint.doc),
+            })
+            .collect(),
+    }
+}
+
+/// The WIT form of `doc`.
+pub fn route_doc(doc: &Doc) -> RouteDoc {
+    RouteDoc {
+        summary: doc.summary.into(),
+        description: doc.description.into(),
+        params: doc
+            .params
+            .iter()
+            .map(|param| types::Param {
+                name: param.name.into(),
+                location: param.location,
+                description: param.description.into(),
+                required: param.required,
+                schema: param.schema.into(),
+            })
+            .collect(),
+        body: doc.body.map(Into::into),
+        answers: doc
+            .answers
+            .iter()
+            .map(|answer| types::Answer {
+                status: answer.status,
+                description: answer.description.into(),
+                schema: answer.schema.map(Into::into),
             })
             .collect(),
     }
@@ -100,25 +210,42 @@ pub fn manifest(
 /// Exports the plugin whose routes are `endpoints`: `describe` and `handle` both come from that
 /// one table, so a plugin writes only its handlers. Use it after the crate's own `generate!`,
 /// whose `exports` module and `export!` macro it names. The dialect is mod_admin_rest's unless
-/// the first argument says `api`.
+/// the first argument says `api`, in which case the table is one of
+/// [`ejabberd::Command`](crate::ejabberd::Command)s.
 #[macro_export]
 macro_rules! plugin {
-    (api, $name:literal, $description:literal, $endpoints:expr) => {
-        $crate::plugin!(@export $crate::types::Dialect::Api, $name, $description, $endpoints);
+    (api, $name:literal, $description:literal, $commands:expr) => {
+        $crate::plugin!(
+            @export
+            $crate::ejabberd::manifest($name, env!("CARGO_PKG_VERSION"), $description, $commands),
+            $crate::ejabberd::dispatch,
+            $commands
+        );
     };
     ($name:literal, $description:literal, $endpoints:expr) => {
-        $crate::plugin!(@export $crate::types::Dialect::AdminRest, $name, $description, $endpoints);
+        $crate::plugin!(
+            @export
+            $crate::manifest(
+                $name,
+                env!("CARGO_PKG_VERSION"),
+                $description,
+                $crate::types::Dialect::AdminRest,
+                $endpoints
+            ),
+            $crate::dispatch,
+            $endpoints
+        );
     };
-    (@export $dialect:expr, $name:literal, $description:literal, $endpoints:expr) => {
+    (@export $manifest:expr, $dispatch:path, $table:expr) => {
         struct Plugin;
 
         impl exports::plughost::admin::handler::Guest for Plugin {
             fn describe() -> $crate::types::Manifest {
-                $crate::manifest($name, env!("CARGO_PKG_VERSION"), $description, $dialect, $endpoints)
+                $manifest
             }
 
             fn handle(request: $crate::types::Request) -> $crate::types::Response {
-                $crate::dispatch($endpoints, &request)
+                $dispatch($table, &request)
             }
         }
 

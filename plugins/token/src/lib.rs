@@ -34,14 +34,14 @@ use plughost::admin::accounts;
 use plughost::admin::log::{Level, log};
 use plughost::admin::tokens::{self, TokenInfo};
 use sdk::types::{Error, Method, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/tokens", handler: list, mutates: false },
-    Endpoint { method: Method::Post, path: "/tokens", handler: issue, mutates: true },
-    Endpoint { method: Method::Delete, path: "/token/{id}", handler: revoke, mutates: true },
+    Endpoint { method: Method::Get, path: "/tokens", handler: list, mutates: false, doc: LIST },
+    Endpoint { method: Method::Post, path: "/tokens", handler: issue, mutates: true, doc: ISSUE },
+    Endpoint { method: Method::Delete, path: "/token/{id}", handler: revoke, mutates: true, doc: REVOKE },
 ];
 
 /// How long a token lives when the request does not say: one hour.
@@ -123,6 +123,56 @@ fn ttl(body: &Map<String, Value>) -> Result<u64, Response> {
     }
 }
 
+const LIST: Doc = Doc {
+    summary: "List the live tokens",
+    description: "The tokens that are neither expired nor revoked, oldest first, of everyone or of \
+        the account `jid` names. Secrets are never shown: only the hash of each is kept. Times are \
+        seconds since the Unix epoch.",
+    params: &[Param::query(
+        "jid",
+        "Only the tokens of this account: a localpart of the first served domain or a bare JID. \
+        It must exist.",
+        schema::STRING,
+    )],
+    body: None,
+    answers: &[
+        Answer::new(
+            200,
+            "The live tokens",
+            r#"{
+                "type": "object",
+                "properties": {
+                    "result": {
+                        "type": "object",
+                        "properties": {
+                            "count": {"type": "integer", "minimum": 0},
+                            "tokens": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "string"},
+                                        "jid": {"type": "string"},
+                                        "scopes": {"type": "array", "items": {"type": "string"}},
+                                        "created_at": {"type": "integer"},
+                                        "expires_at": {"type": "integer"}
+                                    },
+                                    "required": ["id", "jid", "scopes", "created_at", "expires_at"]
+                                }
+                            }
+                        },
+                        "required": ["count", "tokens"]
+                    }
+                },
+                "required": ["result"]
+            }"#,
+        ),
+        Answer::text(400, "`Query parameter jid is not a user of this server: REASON`"),
+        Answer::text(404, "`User does not exist: JID`"),
+        sdk::UNAVAILABLE,
+    ],
+};
+
 /// `GET /tokens[?jid=NAME]`: the tokens that are neither expired nor revoked, oldest first, of
 /// everyone or of one existing account (deleting an account deletes its tokens, so a name with no
 /// account is the 404 of the other user routes rather than an empty list that hides a typo).
@@ -143,6 +193,65 @@ fn list(request: &Request) -> Reply {
     let tokens: Vec<TokenView> = tokens::list(jid.as_deref()).into_iter().map(Into::into).collect();
     Ok(sdk::reply(200, TokenList { count: tokens.len(), tokens }))
 }
+
+const ISSUE: Doc = Doc {
+    summary: "Issue a token",
+    description: "Issues a bearer token for an existing account: a request with \
+        `Authorization: Bearer TOKEN` then acts as that account, limited to the token's scopes \
+        (`DIALECT:PATTERN`, as access rules write commands: `admin_rest:*`, `api:register`, \
+        `api:!stop`). `scopes` is a list, or one string of space-separated scopes; a scope that \
+        names a method (`admin_rest:DELETE /user/{name}`) holds a space and so needs the list. \
+        `ttl` is in seconds, one hour by default, at most a year.\n\n\
+        The answer is the only place the secret `token` ever appears; `id` is what revoking takes.",
+    params: &[],
+    body: Some(
+        r#"{
+            "type": "object",
+            "properties": {
+                "jid": {"type": "string", "description": "A localpart or a bare JID"},
+                "scopes": {
+                    "oneOf": [
+                        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        {"type": "string", "pattern": "\\S", "description": "Space-separated scopes"}
+                    ]
+                },
+                "ttl": {"type": ["integer", "null"], "minimum": 1, "maximum": 31536000, "default": 3600}
+            },
+            "required": ["jid", "scopes"]
+        }"#,
+    ),
+    answers: &[
+        Answer::new(
+            201,
+            "The token, with its secret",
+            r#"{
+                "type": "object",
+                "properties": {
+                    "result": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "token": {"type": "string", "description": "The secret, shown only here"},
+                            "jid": {"type": "string"},
+                            "scopes": {"type": "array", "items": {"type": "string"}},
+                            "expires_at": {"type": "integer", "description": "Seconds since the Unix epoch"}
+                        },
+                        "required": ["id", "token", "jid", "scopes", "expires_at"]
+                    }
+                },
+                "required": ["result"]
+            }"#,
+        ),
+        Answer::text(
+            400,
+            "`Request body is not valid JSON`, `Body does not exist or is malformed`, `jid is not a user \
+            of this server: REASON`, `At least one scope is required`, `ttl must be a whole number of \
+            seconds`, or the host's reason for a malformed scope or a `ttl` out of range",
+        ),
+        Answer::text(404, "`User does not exist: JID`"),
+        sdk::UNAVAILABLE,
+    ],
+};
 
 /// `POST /tokens` with `{"jid", "scopes", "ttl"}`: issues a token for an existing account.
 fn issue(request: &Request) -> Reply {
@@ -175,6 +284,20 @@ fn issue(request: &Request) -> Reply {
     };
     Ok(sdk::reply(201, view))
 }
+
+const REVOKE: Doc = Doc {
+    summary: "Revoke a token",
+    description: "Revokes the token at once: its next request is refused. An unknown, expired or \
+        already revoked id is a 404, so that a script learns that the token it meant is not the \
+        one that was live.",
+    params: &[Param::path("id", "The token's id, from issuing or listing (not its secret).")],
+    body: None,
+    answers: &[
+        Answer::text(200, "`Token revoked: ID`"),
+        Answer::text(404, "`No such token: ID`"),
+        sdk::UNAVAILABLE,
+    ],
+};
 
 /// `DELETE /token/{id}`: revokes a token at once. An unknown, expired or already revoked id is a
 /// 404, so that a script learns that the token it meant is not the one that was live.

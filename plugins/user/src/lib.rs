@@ -33,32 +33,98 @@ use plughost::admin::log::{Level, log};
 use plughost::admin::roster::{self, Subscription};
 use plughost::admin::sessions::{self, Session, Show};
 use sdk::types::{Error, Method, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/user/{name}", handler: show, mutates: false },
-    Endpoint { method: Method::Post, path: "/user/{name}", handler: register, mutates: true },
-    Endpoint { method: Method::Delete, path: "/user/{name}", handler: delete, mutates: true },
-    Endpoint { method: Method::Get, path: "/user/{name}/connected", handler: connected, mutates: false },
-    Endpoint { method: Method::Patch, path: "/user/{name}/{attribute}", handler: modify, mutates: true },
-    Endpoint { method: Method::Delete, path: "/user/{name}/sessions", handler: kick, mutates: true },
+    Endpoint { method: Method::Get, path: "/user/{name}", handler: show, mutates: false, doc: SHOW },
+    Endpoint { method: Method::Post, path: "/user/{name}", handler: register, mutates: true, doc: REGISTER },
+    Endpoint { method: Method::Delete, path: "/user/{name}", handler: delete, mutates: true, doc: DELETE },
+    Endpoint {
+        method: Method::Get,
+        path: "/user/{name}/connected",
+        handler: connected,
+        mutates: false,
+        doc: CONNECTED,
+    },
+    Endpoint {
+        method: Method::Patch,
+        path: "/user/{name}/{attribute}",
+        handler: modify,
+        mutates: true,
+        doc: MODIFY,
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/user/{name}/sessions",
+        handler: kick,
+        mutates: true,
+        doc: KICK_ALL,
+    },
     Endpoint {
         method: Method::Delete,
         path: "/user/{name}/sessions/{resource}",
         handler: kick,
         mutates: true,
+        doc: KICK_ONE,
     },
     Endpoint {
         method: Method::Get,
         path: "/user_connected/{name}",
         handler: connected_or_unknown,
         mutates: false,
+        doc: CONNECTED_OR_UNKNOWN,
     },
-    Endpoint { method: Method::Get, path: "/users", handler: online, mutates: false },
-    Endpoint { method: Method::Get, path: "/users/count", handler: online_count, mutates: false },
+    Endpoint { method: Method::Get, path: "/users", handler: online, mutates: false, doc: ONLINE },
+    Endpoint {
+        method: Method::Get,
+        path: "/users/count",
+        handler: online_count,
+        mutates: false,
+        doc: ONLINE_COUNT,
+    },
 ];
+
+const NAME: Param = Param::path(
+    "name",
+    "The account: a localpart of the first served domain (`alice`) or a bare JID (`alice@example.org`); \
+    nodeprepped, so `ALICE` is `alice`.",
+);
+
+/// The 404 of the routes that need an existing account.
+const NO_USER: Answer = Answer::text(
+    404,
+    "`User does not exist or is malformed` (the name cannot name an account of this server) or \
+    `User does not exist: JID`",
+);
+
+/// The 200 of the `connected` routes.
+const CONNECTED_RESULT: &str = r#"{
+    "type": "object",
+    "properties": {
+        "result": {
+            "type": "object",
+            "properties": {"connected": {"const": true}},
+            "required": ["connected"]
+        }
+    },
+    "required": ["result"]
+}"#;
+
+/// The 404 of the `connected` routes: offline (`{"connected": false}`) or a text.
+const NOT_CONNECTED: &str = r#"{
+    "type": "object",
+    "properties": {
+        "result": {
+            "oneOf": [
+                {"type": "string"},
+                {"type": "object", "properties": {"connected": {"const": false}}, "required": ["connected"]}
+            ]
+        }
+    },
+    "required": ["result"]
+}"#;
 
 /// The user object of `GET /user/{name}`. Unlike mod_admin_rest, which always sends an empty
 /// roster and `{}` for empty lists, it carries the real roster and `[]`.
@@ -203,6 +269,85 @@ fn connected_reply(jid: &str) -> Response {
     sdk::reply(if connected { 200 } else { 404 }, json!({ "connected": connected }))
 }
 
+/// The answer of `GET /user/{name}`.
+const USER: &str = r#"{
+    "type": "object",
+    "properties": {
+        "result": {
+            "type": "object",
+            "properties": {
+                "user": {
+                    "type": "object",
+                    "properties": {
+                        "connected": {"type": "boolean"},
+                        "sessions": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "resource": {"type": "string"},
+                                    "id": {"type": "string", "description": "Opaque connection id"},
+                                    "ip": {"type": "string"},
+                                    "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+                                    "secure": {"type": "boolean"},
+                                    "priority": {"type": "integer", "minimum": -128, "maximum": 127},
+                                    "presence": {
+                                        "type": "object",
+                                        "properties": {
+                                            "show": {
+                                                "enum": ["online", "chat", "away", "xa", "dnd", "unavailable"]
+                                            },
+                                            "status": {"type": ["string", "null"]}
+                                        },
+                                        "required": ["show", "status"]
+                                    },
+                                    "connected_since": {
+                                        "type": "integer",
+                                        "description": "Seconds since the Unix epoch"
+                                    }
+                                },
+                                "required": [
+                                    "resource", "id", "ip", "port", "secure", "priority", "presence",
+                                    "connected_since"
+                                ]
+                            }
+                        },
+                        "roster": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "jid": {"type": "string"},
+                                    "name": {"type": "string"},
+                                    "groups": {"type": "array", "items": {"type": "string"}},
+                                    "subscription": {"enum": ["none", "to", "from", "both"]},
+                                    "ask": {"const": "subscribe"}
+                                },
+                                "required": ["jid", "groups", "subscription"]
+                            }
+                        }
+                    },
+                    "required": ["connected", "sessions", "roster"]
+                }
+            },
+            "required": ["user"]
+        }
+    },
+    "required": ["result"]
+}"#;
+
+const SHOW: Doc = Doc {
+    summary: "Show a user",
+    description: "The account's live sessions and its roster. Unlike mod_admin_rest, which always \
+        sends an empty roster and `{}` for empty lists, this carries the real roster and `[]`, and \
+        each session also has its priority, its presence and when it was bound. Roster items name \
+        their groups `groups` (`GET /roster/{name}` writes `group`). An existing offline account \
+        is a 200 with `connected: false`.",
+    params: &[NAME],
+    body: None,
+    answers: &[Answer::new(200, "The user", USER), NO_USER, sdk::UNAVAILABLE],
+};
+
 fn show(request: &Request) -> Reply {
     let jid = resolve_existing(request)?;
     let roster = roster::get(&jid).map_err(|error| account_error(&jid, error))?;
@@ -214,6 +359,36 @@ fn show(request: &Request) -> Reply {
     };
     Ok(sdk::reply(200, json!({ "user": user })))
 }
+
+const REGISTER: Doc = Doc {
+    summary: "Register a user",
+    description: "Creates the account with the given password. `regip`, the address recorded as \
+        the registration's origin, defaults to the caller's. mod_admin_rest accepts an empty \
+        password and creates an account that can never log in; this refuses it.",
+    params: &[NAME],
+    body: Some(
+        r#"{
+            "type": "object",
+            "properties": {
+                "password": {"type": "string", "minLength": 1},
+                "regip": {"type": ["string", "null"], "description": "Defaults to the caller's address"}
+            },
+            "required": ["password"]
+        }"#,
+    ),
+    answers: &[
+        Answer::text(201, "`User registered: JID`"),
+        Answer::text(
+            400,
+            "`Request body is not valid JSON`, `Body does not exist or is malformed` (not an object, \
+            or a member missing or of the wrong type), `Password must not be empty`, or a password \
+            the server refuses (the text says why)",
+        ),
+        Answer::text(404, "`Invalid request path`: the name cannot name an account of this server"),
+        Answer::text(409, "`User already exists: JID`"),
+        sdk::UNAVAILABLE,
+    ],
+};
 
 fn register(request: &Request) -> Reply {
     let jid = resolve(request, sdk::invalid_path)?;
@@ -233,12 +408,47 @@ fn register(request: &Request) -> Reply {
     Ok(sdk::reply(201, format!("User registered: {jid}")))
 }
 
+const DELETE: Doc = Doc {
+    summary: "Delete a user",
+    description: "Deletes the account with its roster, its offline messages and its tokens, and \
+        closes its live sessions.",
+    params: &[NAME],
+    body: None,
+    answers: &[Answer::text(200, "`User deleted: JID`"), NO_USER, sdk::UNAVAILABLE],
+};
+
 fn delete(request: &Request) -> Reply {
     let jid = resolve(request, sdk::user_malformed)?;
     accounts::delete(&jid).map_err(|error| account_error(&jid, error))?;
     log(Level::Info, &format!("{} deleted account {jid}", request.caller.jid));
     Ok(sdk::reply(200, format!("User deleted: {jid}")))
 }
+
+const MODIFY: Doc = Doc {
+    summary: "Change a user's password",
+    description: "`PATCH /user/{name}/password` with `{\"password\": ...}` replaces the password \
+        and closes the account's live sessions, as Prosody does. `password` is the only attribute: \
+        mod_admin_rest answers 200 and changes nothing for any other, this answers 400 (as its \
+        README documents), so a typo cannot pass for success.",
+    params: &[NAME, Param::path("attribute", "What to change; only `password` exists.")],
+    body: Some(
+        r#"{
+            "type": "object",
+            "properties": {"password": {"type": "string", "minLength": 1}},
+            "required": ["password"]
+        }"#,
+    ),
+    answers: &[
+        Answer::text(200, "`User modified: JID`"),
+        Answer::text(
+            400,
+            "`Invalid modification` (an attribute other than `password`), or a body the route cannot \
+            use (as for `POST /user/{name}`)",
+        ),
+        NO_USER,
+        sdk::UNAVAILABLE,
+    ],
+};
 
 fn modify(request: &Request) -> Reply {
     let jid = resolve_existing(request)?;
@@ -253,6 +463,52 @@ fn modify(request: &Request) -> Reply {
     log(Level::Info, &format!("{} changed the password of {jid}", request.caller.jid));
     Ok(sdk::reply(200, format!("User modified: {jid}")))
 }
+
+/// The body of both kick routes: an optional reason.
+const KICK_BODY: &str = r#"{
+    "type": "object",
+    "properties": {
+        "reason": {
+            "type": ["string", "null"],
+            "description": "The text of the stream error; empty or absent: `Kicked by an administrator`"
+        }
+    }
+}"#;
+
+/// The answers of both kick routes.
+const KICK_ANSWERS: &[Answer] = &[
+    Answer::text(200, "`Sessions kicked: N`"),
+    Answer::text(
+        400,
+        "`Request body is not valid JSON`, or `Body does not exist or is malformed` (not an object, or a \
+        `reason` that is not a string)",
+    ),
+    Answer::text(
+        404,
+        "`No such session: JID[/RESOURCE]` (nothing to kick), `User does not exist or is malformed` \
+        or `User does not exist: JID`",
+    ),
+    sdk::UNAVAILABLE,
+];
+
+const KICK_ALL: Doc = Doc {
+    summary: "Disconnect every session of a user",
+    description: "Each of the account's clients gets a `<policy-violation/>` stream error carrying \
+        the optional `reason`, and its connection is closed. An account with no session is a 404, \
+        so a script learns that the sessions it meant had gone. The body may be empty. \
+        mod_admin_rest has no such route.",
+    params: &[NAME],
+    body: Some(KICK_BODY),
+    answers: KICK_ANSWERS,
+};
+
+const KICK_ONE: Doc = Doc {
+    summary: "Disconnect one session of a user",
+    description: "Like `DELETE /user/{name}/sessions`, for the session bound to one resource only.",
+    params: &[NAME, Param::path("resource", "The bound resource of the session.")],
+    body: Some(KICK_BODY),
+    answers: KICK_ANSWERS,
+};
 
 /// Disconnects every session of the account, or the one bound to `{resource}`. Each client gets a
 /// `<policy-violation/>` stream error with the body's optional `reason`. Kicking nothing is a
@@ -275,15 +531,88 @@ fn kick(request: &Request) -> Reply {
     Ok(sdk::reply(200, format!("Sessions kicked: {kicked}")))
 }
 
+const CONNECTED: Doc = Doc {
+    summary: "Tell whether a user is online",
+    description: "200 `{\"connected\": true}` when the account has a bound resource, 404 \
+        `{\"connected\": false}` when it exists and has none. An unknown account is a 404 with a \
+        text, unlike `GET /user_connected/{name}`.",
+    params: &[NAME],
+    body: None,
+    answers: &[
+        Answer::new(200, "Online", CONNECTED_RESULT),
+        Answer::new(
+            404,
+            "Offline (`{\"connected\": false}`), or `User does not exist or is malformed` / \
+            `User does not exist: JID`",
+            NOT_CONNECTED,
+        ),
+        sdk::UNAVAILABLE,
+    ],
+};
+
 fn connected(request: &Request) -> Reply {
     Ok(connected_reply(&resolve_existing(request)?))
 }
+
+const CONNECTED_OR_UNKNOWN: Doc = Doc {
+    summary: "Tell whether a user is online, unknown users included",
+    description: "mod_admin_rest's undocumented twin of `GET /user/{name}/connected`: an account \
+        that does not exist is answered 404 `{\"connected\": false}` like an offline one.",
+    params: &[NAME],
+    body: None,
+    answers: &[
+        Answer::new(200, "Online", CONNECTED_RESULT),
+        Answer::new(
+            404,
+            "Offline or no such account (`{\"connected\": false}`), or `User does not exist or is \
+            malformed` for a name that cannot name an account of this server",
+            NOT_CONNECTED,
+        ),
+    ],
+};
 
 /// mod_admin_rest's undocumented twin of `connected` that does not tell unknown users apart
 /// from offline ones.
 fn connected_or_unknown(request: &Request) -> Reply {
     Ok(connected_reply(&resolve(request, sdk::user_malformed)?))
 }
+
+const ONLINE: Doc = Doc {
+    summary: "List the connected resources",
+    description: "One entry per bound resource of every account, sorted by JID and resource; \
+        `count` counts entries (resources), as mod_admin_rest does. `jid` is Plughost's addition.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The connected resources",
+        r#"{
+            "type": "object",
+            "properties": {
+                "result": {
+                    "type": "object",
+                    "properties": {
+                        "count": {"type": "integer", "minimum": 0},
+                        "users": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "username": {"type": "string", "description": "The localpart"},
+                                    "resource": {"type": "string"},
+                                    "jid": {"type": "string", "description": "The bare JID"}
+                                },
+                                "required": ["username", "resource", "jid"]
+                            }
+                        }
+                    },
+                    "required": ["count", "users"]
+                }
+            },
+            "required": ["result"]
+        }"#,
+    )],
+};
 
 fn online(_request: &Request) -> Reply {
     let users: Vec<OnlineView> = sessions::connected()
@@ -292,6 +621,15 @@ fn online(_request: &Request) -> Reply {
         .collect();
     Ok(sdk::reply(200, OnlineList { count: users.len(), users }))
 }
+
+const ONLINE_COUNT: Doc = Doc {
+    summary: "Count the connected users",
+    description: "The number of accounts with at least one bound resource. Unlike `GET /users`, \
+        it counts accounts, not resources, as mod_admin_rest does.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(200, "The number of connected accounts", schema::RESULT_COUNT)],
+};
 
 /// Counts accounts, not resources, as mod_admin_rest does.
 fn online_count(_request: &Request) -> Reply {

@@ -30,15 +30,71 @@ use alloc::vec::Vec;
 use plughost::admin::access;
 use plughost::admin::log::{Level, log};
 use sdk::types::{Error, Method, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde::Serialize;
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/whitelist", handler: show, mutates: false },
-    Endpoint { method: Method::Put, path: "/whitelist/{addr}", handler: allow, mutates: true },
-    Endpoint { method: Method::Put, path: "/whitelist/{addr}/{prefix}", handler: allow, mutates: true },
-    Endpoint { method: Method::Delete, path: "/whitelist/{addr}", handler: disallow, mutates: true },
-    Endpoint { method: Method::Delete, path: "/whitelist/{addr}/{prefix}", handler: disallow, mutates: true },
+    Endpoint { method: Method::Get, path: "/whitelist", handler: show, mutates: false, doc: SHOW },
+    Endpoint { method: Method::Put, path: "/whitelist/{addr}", handler: allow, mutates: true, doc: ALLOW },
+    Endpoint {
+        method: Method::Put,
+        path: "/whitelist/{addr}/{prefix}",
+        handler: allow,
+        mutates: true,
+        doc: ALLOW_RANGE,
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/whitelist/{addr}",
+        handler: disallow,
+        mutates: true,
+        doc: DISALLOW,
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/whitelist/{addr}/{prefix}",
+        handler: disallow,
+        mutates: true,
+        doc: DISALLOW_RANGE,
+    },
+];
+
+const ADDR: Param =
+    Param::path("addr", "An IPv4 or IPv6 address, or a CIDR range with its slash escaped (`10.0.0.0%2F8`).");
+
+const PREFIX: Param = Param::path("prefix", "The prefix length of the range whose address is `addr`.");
+
+const FORCE: Param = Param::query(
+    "force",
+    "`true` applies a change that would refuse the caller's own address.",
+    schema::FLAG,
+);
+
+/// The answers that adding and removing share.
+const BAD_ENTRY: Answer = Answer::text(
+    400,
+    "Not an IP address or CIDR range (the text says why), or a `force` other than `true` or `false`",
+);
+const LOCKOUT: Answer = Answer::text(
+    409,
+    "The change would refuse the caller's own address and was not made; repeat it with `?force=true`",
+);
+const UNAVAILABLE: Answer =
+    Answer::text(503, "The whitelist could not be stored, and nothing changed; the text says why");
+
+const ALLOW_ANSWERS: &[Answer] = &[
+    Answer::text(200, "`IP added to whitelist: CIDR`, or `IP already whitelisted: CIDR` (nothing changed)"),
+    BAD_ENTRY,
+    LOCKOUT,
+    UNAVAILABLE,
+];
+
+const DISALLOW_ANSWERS: &[Answer] = &[
+    Answer::text(200, "`IP removed from whitelist: CIDR`"),
+    BAD_ENTRY,
+    Answer::text(404, "The entry is not listed; the text says which"),
+    LOCKOUT,
+    UNAVAILABLE,
 ];
 
 #[derive(Serialize)]
@@ -90,6 +146,35 @@ fn change_error(error: Error, request: &Request) -> Response {
     }
 }
 
+const SHOW: Doc = Doc {
+    summary: "Show the address whitelist",
+    description: "The addresses and ranges allowed to reach the admin API, in CIDR notation, sorted. \
+        `enabled: false` means there is no whitelist and every address is allowed; an enabled empty \
+        list refuses everyone. The list starts from `[http] whitelist` and follows the changes made \
+        here, which persist across restarts until that key is edited.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The whitelist",
+        r#"{
+            "type": "object",
+            "properties": {
+                "result": {
+                    "type": "object",
+                    "properties": {
+                        "enabled": {"type": "boolean"},
+                        "whitelist": {"type": "array", "items": {"type": "string"}},
+                        "count": {"type": "integer", "minimum": 0}
+                    },
+                    "required": ["enabled", "whitelist", "count"]
+                }
+            },
+            "required": ["result"]
+        }"#,
+    )],
+};
+
 fn show(_request: &Request) -> Reply {
     let (enabled, whitelist) = match access::whitelist() {
         Some(entries) => (true, entries),
@@ -97,6 +182,27 @@ fn show(_request: &Request) -> Reply {
     };
     Ok(sdk::reply(200, WhitelistView { enabled, count: whitelist.len(), whitelist }))
 }
+
+const ALLOW: Doc = Doc {
+    summary: "Allow an address or range",
+    description: "Adds an IP address (a one-address range) or a CIDR range, normalised to its \
+        network address, and persists it. When there is no whitelist yet this creates one, which \
+        refuses every other address. A change that would refuse the caller's own address is \
+        refused with 409 unless `force=true`. mod_admin_rest takes any string and keeps it in \
+        memory only.",
+    params: &[ADDR, FORCE],
+    body: None,
+    answers: ALLOW_ANSWERS,
+};
+
+const ALLOW_RANGE: Doc = Doc {
+    summary: "Allow a range written with a plain slash",
+    description: "`PUT /whitelist/10.0.0.0/8`: the same as `PUT /whitelist/{addr}` for the range \
+        `{addr}/{prefix}`.",
+    params: &[ADDR, PREFIX, FORCE],
+    body: None,
+    answers: ALLOW_ANSWERS,
+};
 
 fn allow(request: &Request) -> Reply {
     let change = Change::of(request)?;
@@ -108,6 +214,25 @@ fn allow(request: &Request) -> Reply {
     log(Level::Info, &format!("{} added {cidr} to the whitelist{}", request.caller.jid, change.note()));
     Ok(sdk::reply(200, format!("IP added to whitelist: {cidr}")))
 }
+
+const DISALLOW: Doc = Doc {
+    summary: "Remove an address or range",
+    description: "Removes an entry (written as for adding; it must match a listed entry once \
+        normalised) and persists the change. Removing the last entry leaves an empty whitelist, \
+        which refuses everyone, so that too is refused with 409 unless `force=true`.",
+    params: &[ADDR, FORCE],
+    body: None,
+    answers: DISALLOW_ANSWERS,
+};
+
+const DISALLOW_RANGE: Doc = Doc {
+    summary: "Remove a range written with a plain slash",
+    description: "`DELETE /whitelist/10.0.0.0/8`: the same as `DELETE /whitelist/{addr}` for the \
+        range `{addr}/{prefix}`.",
+    params: &[ADDR, PREFIX, FORCE],
+    body: None,
+    answers: DISALLOW_ANSWERS,
+};
 
 fn disallow(request: &Request) -> Reply {
     let change = Change::of(request)?;

@@ -1,4 +1,5 @@
-//! `log`: a plugin's message in the host's log, tagged with the plugin's name.
+//! `log`: a plugin's message in the host's log, tagged with the plugin's name and version and the
+//! request's id (the call threads run outside the request's span, so the tags are explicit).
 
 use super::PluginState;
 use crate::plugins::bindings::log::{Host, Level};
@@ -14,12 +15,14 @@ impl Host for PluginState {
         }
         let message = &message[..end];
         let plugin = &*self.plugin;
+        let version = self.call.as_ref().map_or("", |call| &call.version);
+        let request_id = self.request_id();
         match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
+            Level::Trace => tracing::trace!(plugin, version, request_id, "{message}"),
+            Level::Debug => tracing::debug!(plugin, version, request_id, "{message}"),
+            Level::Info => tracing::info!(plugin, version, request_id, "{message}"),
+            Level::Warn => tracing::warn!(plugin, version, request_id, "{message}"),
+            Level::Error => tracing::error!(plugin, version, request_id, "{message}"),
         }
         Ok(())
     }

@@ -54,6 +54,9 @@ pub struct PluginState {
     memory: MemoryCap,
     /// The plugin's name, for log lines.
     plugin: Arc<str>,
+    /// The serving version and the request's `X-Request-Id`, for log lines; `None` while a
+    /// manifest is read.
+    call: Option<CallContext>,
     services: Arc<Services>,
     /// For the `modules` interface; `None` while a manifest is read, so that `describe` cannot
     /// load or unload plugins. A call holds this only while it runs, so the cycle
@@ -74,9 +77,20 @@ impl PluginState {
             stderr: MemoryOutputPipe::new(STDERR_CAPTURE),
             memory: MemoryCap { limits: StoreLimits::default(), cap: memory_cap, exceeded: false },
             plugin,
+            call: None,
             services,
             plugins,
         }
+    }
+
+    /// The `X-Request-Id` of the request this store serves, if any.
+    pub fn request_id(&self) -> &str {
+        self.call.as_ref().and_then(|call| call.request_id.as_deref()).unwrap_or("")
+    }
+
+    /// Tags this store's log lines with the version serving the call and the request's id.
+    pub fn set_call_context(&mut self, version: String, request_id: Option<String>) {
+        self.call = Some(CallContext { version, request_id });
     }
 
     pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
@@ -103,6 +117,12 @@ impl WasiView for PluginState {
         });
         WasiCtxView { ctx, table: &mut self.table }
     }
+}
+
+/// What a call's log lines carry besides the plugin's name.
+struct CallContext {
+    version: String,
+    request_id: Option<String>,
 }
 
 /// Caps linear memory growth, remembering whether the cap was hit so the caller can report a

@@ -2,7 +2,7 @@
 
 use super::PluginState;
 use crate::plugins::bindings::modules::{Host, ModuleInfo};
-use crate::plugins::bindings::types::{Error, Route};
+use crate::plugins::bindings::types::Error;
 use crate::plugins::{ModuleError, ModuleStatus, Plugins};
 
 impl PluginState {
@@ -64,20 +64,7 @@ fn info(status: ModuleStatus) -> ModuleInfo {
         version: loaded.map(|plugin| plugin.manifest.version.clone()),
         description: loaded.map(|plugin| plugin.manifest.description.clone()).unwrap_or_default(),
         dialect: loaded.map(|plugin| plugin.manifest.dialect),
-        routes: loaded
-            .map(|plugin| {
-                plugin
-                    .manifest
-                    .routes
-                    .iter()
-                    .map(|route| Route {
-                        method: route.method,
-                        path: route.path.clone(),
-                        mutates: route.mutates,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        routes: loaded.map(|plugin| plugin.manifest.routes.clone()).unwrap_or_default(),
         file_present: status.file_present,
         sha256: loaded.map(|plugin| plugin.sha256.clone()),
         loaded_at: loaded.map(|plugin| plugin.loaded_at),

@@ -8,10 +8,18 @@ wit_bindgen::generate!({
 });
 
 use sdk::types::{Method, Request};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/ping", handler: ping, mutates: false }];
+    &[Endpoint { method: Method::Get, path: "/ping", handler: ping, mutates: false, doc: PING }];
+
+const PING: Doc = Doc {
+    summary: "Claim ping's route (test fixture)",
+    description: "The host refuses to load this fixture while `ping` serves the route.",
+    params: &[],
+    body: None,
+    answers: &[Answer::text(200, "`conflict`")],
+};
 
 // A different answer from ping's "PONG", so that a test can tell which plugin served the route.
 fn ping(_request: &Request) -> Reply {

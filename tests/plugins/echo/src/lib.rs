@@ -13,7 +13,7 @@ wit_bindgen::generate!({
 
 use exports::plughost::admin::handler::Guest;
 use sdk::types::{Manifest, Method, Request, Response};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Param, Reply};
 use serde::Serialize;
 
 const VERSION: &str = match option_env!("PLUGHOST_ECHO_VERSION") {
@@ -22,9 +22,22 @@ const VERSION: &str = match option_env!("PLUGHOST_ECHO_VERSION") {
 };
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/fixture/echo/{name}", handler: echo, mutates: false },
-    Endpoint { method: Method::Post, path: "/fixture/echo/{name}", handler: echo, mutates: true },
+    Endpoint { method: Method::Get, path: "/fixture/echo/{name}", handler: echo, mutates: false, doc: ECHO },
+    Endpoint { method: Method::Post, path: "/fixture/echo/{name}", handler: echo, mutates: true, doc: ECHO },
 ];
+
+const ECHO: Doc = Doc {
+    summary: "Echo the request (test fixture)",
+    description: "Answers with the request as the plugin received it; a body is reported only by \
+        its length.",
+    params: &[Param::path("name", "Any segment; echoed decoded.")],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The request",
+        r#"{"type":"object","properties":{"result":{"type":"object"}},"required":["result"]}"#,
+    )],
+};
 
 /// The request, with pairs as two-element arrays and the body only by length.
 #[derive(Serialize)]

@@ -21,11 +21,28 @@ wit_bindgen::generate!({
 use plughost::admin::log::{Level, log};
 use plughost::admin::{accounts, modules};
 use sdk::types::{Method, Request};
-use sdk::{Endpoint, Reply};
+use sdk::{Answer, Doc, Endpoint, Reply};
 use serde_json::json;
 
-const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/fixture/greedy", handler: greedy, mutates: false }];
+const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    method: Method::Get,
+    path: "/fixture/greedy",
+    handler: greedy,
+    mutates: false,
+    doc: GREEDY,
+}];
+
+const GREEDY: Doc = Doc {
+    summary: "Use ungranted interfaces (test fixture)",
+    description: "Served only if the host grants more than `log`, which tests never do.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The served domains and the number of loaded plugins",
+        r#"{"type":"object","properties":{"result":{"type":"object"}},"required":["result"]}"#,
+    )],
+};
 
 // Calling every import keeps them all in the component: an unused import could be dropped by the
 // linker, and then the grant check would have nothing to refuse.

@@ -11,10 +11,23 @@ wit_bindgen::generate!({
 use std::hint::black_box;
 
 use sdk::types::{Method, Request};
-use sdk::{Endpoint, Reply};
+use sdk::{Doc, Endpoint, Reply};
 
-const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/fixture/membomb", handler: membomb, mutates: false }];
+const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    method: Method::Get,
+    path: "/fixture/membomb",
+    handler: membomb,
+    mutates: false,
+    doc: MEMBOMB,
+}];
+
+const MEMBOMB: Doc = Doc {
+    summary: "Exhaust memory (test fixture)",
+    description: "Never answers: it allocates until the memory cap stops it, and the host answers for it.",
+    params: &[],
+    body: None,
+    answers: &[],
+};
 
 const CHUNK: usize = 1 << 20;
 

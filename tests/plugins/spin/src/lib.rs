@@ -10,10 +10,18 @@ wit_bindgen::generate!({
 use std::hint::black_box;
 
 use sdk::types::{Method, Request};
-use sdk::{Endpoint, Reply};
+use sdk::{Doc, Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/fixture/spin", handler: spin, mutates: false }];
+    &[Endpoint { method: Method::Get, path: "/fixture/spin", handler: spin, mutates: false, doc: SPIN }];
+
+const SPIN: Doc = Doc {
+    summary: "Loop forever (test fixture)",
+    description: "Never answers: it loops until the deadline stops it, and the host answers for it.",
+    params: &[],
+    body: None,
+    answers: &[],
+};
 
 fn spin(_request: &Request) -> Reply {
     // `black_box` keeps the optimiser from proving the loop pointless and folding it away.

@@ -9,10 +9,18 @@ wit_bindgen::generate!({
 });
 
 use sdk::types::{Method, Request};
-use sdk::{Endpoint, Reply};
+use sdk::{Doc, Endpoint, Reply};
 
 const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/fixture/trap", handler: trap, mutates: false }];
+    &[Endpoint { method: Method::Get, path: "/fixture/trap", handler: trap, mutates: false, doc: TRAP }];
+
+const TRAP: Doc = Doc {
+    summary: "Trap (test fixture)",
+    description: "Never answers: it panics, which traps, and the host answers for it.",
+    params: &[],
+    body: None,
+    answers: &[],
+};
 
 fn trap(_request: &Request) -> Reply {
     panic!("the trap fixture panics on purpose")
