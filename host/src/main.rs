@@ -1,7 +1,7 @@
 //! The `plughost` command: `serve`, the account and token commands in the way of `prosodyctl`,
 //! and `plugin check` / `plugin new` for plugin authors.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use plughost::access::policy::Policy;
 use plughost::access::tokens::Tokens;
-use plughost::config::{Config, Overrides};
+use plughost::config::{Config, Dialect, Overrides};
 use plughost::plugins::check::{CheckReport, Mark};
 use plughost::plugins::scaffold::{self, Scaffold};
 
@@ -87,6 +87,26 @@ enum Command {
     },
     /// Check the configuration and print, for each access rule, who may call what.
     CheckConfig {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write the OpenAPI 3.1 document of a dialect without starting the server.
+    ///
+    /// Loads the plugins of the plugins folder the way `serve` would (in a host over an empty
+    /// in-memory database; nothing in data_dir is touched) and prints the document that
+    /// `GET <base>/openapi.json` would serve, for CI and client generators. Fails, writing
+    /// nothing, when a plugin of the folder does not load, because the document would silently
+    /// lack its routes.
+    Openapi {
+        /// `admin_rest` (mod_admin_rest, below [http] base) or `api` (ejabberd, below [http] api_base).
+        #[arg(long, default_value = "admin_rest", value_parser = parse_dialect)]
+        dialect: Dialect,
+        /// Write the document to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Overrides plugins_dir.
+        #[arg(long, env = "PLUGHOST_PLUGINS_DIR")]
+        plugins_dir: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -196,8 +216,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The plugin tools print a report of their own; the host's log of loading the plugins they
     // compare with would only repeat it (RUST_LOG still turns it on).
-    let default_levels = if matches!(cli.command, Command::Plugin { .. }) { "off" } else { "info" };
-    init_logging(cli.log_format, default_levels);
+    let default_level = if matches!(cli.command, Command::Plugin { .. }) { "off" } else { "info" };
+    init_logging(cli.log_format, default_level);
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -207,14 +227,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at RUST_LOG's levels (default `default_levels`), never with XML stream contents.
-fn init_logging(format: LogFormat, default_levels: &str) {
+/// Logs to stderr at RUST_LOG's levels (else `default_level`), never with XML stream contents.
+fn init_logging(format: LogFormat, default_level: &str) {
     use tracing_subscriber::fmt;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
     let levels = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_levels));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // tokio-xmpp traces every byte of the XML stream: SASL credentials and message bodies.
     let no_stream_contents = tracing_subscriber::filter::filter_fn(|metadata| {
         !(*metadata.level() == tracing::Level::TRACE && metadata.target().starts_with("tokio_xmpp"))
@@ -272,6 +292,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token { command } => token(command),
         Command::Plugin { command } => return plugin(command),
+        Command::Openapi { dialect, output, plugins_dir, common } => {
+            let config = Arc::new(common.load(Overrides { plugins_dir, ..Overrides::default() })?);
+            let plugins = plughost::plugins_without_server(config.clone())?;
+            plugins.load_all();
+            let failures = plugins.load_failures();
+            if !failures.is_empty() {
+                let lines: Vec<String> =
+                    failures.iter().map(|(name, reason)| format!("  {name}: {reason}")).collect();
+                bail!("these plugins of {} do not load:\n{}", config.plugins_dir.display(), lines.join("\n"));
+            }
+            let document = plughost::http::openapi::document(&plugins.routes(), dialect, &config);
+            let text = serde_json::to_string_pretty(&document)? + "\n";
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+                }
+                None => Ok(std::io::stdout().write_all(text.as_bytes())?),
+            }
+        }
         Command::CheckConfig { common } => {
             let config = common.load(Overrides::default())?;
             println!("configuration is valid");
@@ -442,6 +481,11 @@ fn parse_ttl(text: &str) -> Result<u64, String> {
         .parse::<u64>()
         .map(|n| n * factor)
         .map_err(|_| format!("{text:?} is not a duration like 3600 or 1h"))
+}
+
+/// A dialect by its name in the configuration (`admin_rest`, `api`).
+fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    Dialect::from_name(name).ok_or_else(|| format!("`{name}` is not a dialect: use admin_rest or api"))
 }
 
 /// PLUGHOST_PASSWORD, or one line of stdin (prompted for on a terminal).

@@ -115,6 +115,25 @@ async fn each_dialect_has_a_valid_document_of_every_loaded_route() {
     assert_eq!(api["components"]["schemas"]["Error"]["required"], json!(["status", "code", "message"]));
     assert!(operations(&api).iter().all(|(_, _, operation)| operation["x-plughost"]["dialect"] == "api"));
     assert!(operations(&admin_rest).iter().all(|(path, _, _)| !path.starts_with("/register")));
+
+    // `plughost openapi` writes the same documents without a server.
+    for (dialect, served) in [("admin_rest", &admin_rest), ("api", &api)] {
+        let output = host.cli(&["openapi", "--dialect", dialect], None);
+        assert!(output.status.success(), "{output:?}");
+        let written: Value = serde_json::from_slice(&output.stdout).expect("a JSON document on stdout");
+        assert_eq!(&written, served, "{dialect}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_offline_document_refuses_a_folder_with_a_broken_plugin() {
+    let host = TestHost::start().await;
+    host.write_plugin("broken", b"not wasm at all");
+    let output = host.cli(&["openapi"], None);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken: "), "{stderr}");
+    assert!(output.stdout.is_empty(), "no document is written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -237,6 +237,11 @@ impl Plugins {
         (status.loaded.is_some() || status.file_present || status.last_error.is_some()).then_some(status)
     }
 
+    /// Every plugin whose latest load failed, with the reason, sorted by name.
+    pub fn load_failures(&self) -> Vec<(String, String)> {
+        self.last_errors().iter().map(|(name, reason)| (name.clone(), reason.clone())).collect()
+    }
+
     /// The status of every loaded plugin, sorted by name.
     pub fn loaded(&self) -> Vec<ModuleStatus> {
         self.routes().plugins().filter_map(|plugin| self.status(&plugin.name)).collect()
