@@ -1,5 +1,5 @@
 //! The `plughost` command: `serve`, the account and token commands in the way of `prosodyctl`,
-//! and `plugin check` for plugin authors.
+//! and `plugin check` / `plugin new` for plugin authors.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use plughost::access::policy::Policy;
 use plughost::access::tokens::Tokens;
 use plughost::config::{Config, Dialect, Overrides};
 use plughost::plugins::check::{CheckReport, Mark};
+use plughost::plugins::scaffold::{self, Scaffold};
 
 /// An XMPP server whose admin API is made of hot-reloadable WebAssembly plugins.
 ///
@@ -148,6 +149,23 @@ enum PluginCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Write a new plugin crate that serves GET /NAME/hello.
+    ///
+    /// The crate comes from the template kept in host/templates/plugin/ and goes into plugins/NAME
+    /// of the Plughost checkout around the current folder (or into --dir, inside a checkout). It
+    /// uses the sdk and wit/ of the checkout by relative path and is a workspace member through
+    /// the `plugins/*` glob, so `cargo xtask build` builds it into target/plugins/NAME.wasm. It
+    /// imports only `log`; its comments explain how to add routes, document them and import more
+    /// host interfaces (which the server must grant). NAME is the plugin name and the wasm file
+    /// stem: lower-case letters, digits, '-' and '_', not starting with a digit.
+    New {
+        /// The plugin name.
+        name: String,
+        /// Where to write the crate (default: plugins/NAME of the checkout around the current
+        /// folder). Refused when it exists.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -278,7 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(())
         }
         Command::Token { command } => token(command),
-        Command::Plugin { command } => return Ok(plugin(command)),
+        Command::Plugin { command } => return plugin(command),
         Command::Openapi { dialect, output, plugins_dir, common } => {
             let config = Arc::new(common.load(Overrides { plugins_dir, ..Overrides::default() })?);
             let plugins = plughost::plugins_without_server(config.clone())?;
@@ -317,12 +335,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
-/// `plugin check` prints its report and answers with its exit status, which tells a failed check
-/// (1) from one that could not run (2).
-fn plugin(command: PluginCommand) -> ExitCode {
+/// The plugin tools. `plugin check` prints its report and answers with its exit status, which
+/// tells a failed check (1) from one that could not run (2).
+fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
         PluginCommand::Check { file, name, plugins_dir, common } => {
-            match check_plugin(&file, name, plugins_dir, &common) {
+            Ok(match check_plugin(&file, name, plugins_dir, &common) {
                 Ok(report) => {
                     print_report(&file, &report);
                     ExitCode::from(if report.passed() { 0 } else { 1 })
@@ -331,9 +349,33 @@ fn plugin(command: PluginCommand) -> ExitCode {
                     eprintln!("plughost: {error:#}");
                     ExitCode::from(2)
                 }
-            }
+            })
+        }
+        PluginCommand::New { name, dir } => {
+            let cwd = std::env::current_dir().context("cannot tell the current folder")?;
+            let written = scaffold::write(&name, dir.as_deref(), &cwd)?;
+            print_next_steps(&name, &written);
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_next_steps(name: &str, written: &Scaffold) {
+    let dir = written.dir.strip_prefix(&written.checkout).unwrap_or(&written.dir).display();
+    println!("wrote {dir}/Cargo.toml and {dir}/src/lib.rs in {}", written.checkout.display());
+    if !written.in_plugins {
+        println!(
+            "note: {dir} is not plugins/{name}, so the workspace's `plugins/*` glob does not take it in:"
+        );
+        println!("  add it to [workspace] members in Cargo.toml; `cargo xtask build` builds plugins/* only");
+    }
+    println!("next steps, in {}:", written.checkout.display());
+    println!("  cargo xtask build      builds it into target/plugins/{name}.wasm");
+    println!("  target/release/plughost plugin check target/plugins/{name}.wasm --config plughost.toml");
+    println!("  cp target/plugins/{name}.wasm PLUGINS_DIR/    a running server serves it within a second:");
+    println!("  curl -u admin:PASSWORD http://127.0.0.1:5280/admin_rest/{name}/hello");
+    println!("Then edit {dir}/src/lib.rs: its comments say how to add and document routes and how to");
+    println!("use more host interfaces (which the server grants with [plugin.{name}] grants).");
 }
 
 fn check_plugin(
@@ -375,7 +417,7 @@ fn print_report(file: &Path, report: &CheckReport) {
         let width = routes.iter().map(|route| route.path.len()).max().unwrap_or(0);
         for route in routes {
             let mutates = if route.mutates { "mutates" } else { "reads" };
-            println!("  {:<7}{:<width$}  {mutates}", route.method, route.path);
+            println!("  {:<7}{:<width$}  {mutates:<8} {}", route.method, route.path, route.summary);
         }
     }
     let failed = report.steps.iter().filter(|step| step.mark == Mark::Fail).count();

@@ -32,7 +32,7 @@
 //! - `openapi`: each dialect's OpenAPI document, validated, following loads and unloads.
 //! - `logs`: request ids on every answer and in plugin log lines, JSON logs.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
-//! - `plugin_tool`: `plughost plugin check` on good and bad files.
+//! - `plugin_tool`: `plughost plugin check` on good and bad files; `plugin new`, built and loaded.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
 

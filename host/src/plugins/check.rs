@@ -35,6 +35,8 @@ pub struct RouteInfo {
     pub method: &'static str,
     pub path: String,
     pub mutates: bool,
+    /// The summary of its documentation.
+    pub summary: String,
 }
 
 /// Everything `plugin check` found about one file.
@@ -167,6 +169,7 @@ impl Plugins {
                     method: method_name(route.method),
                     path: route.path.clone(),
                     mutates: route.mutates,
+                    summary: route.doc.summary.clone(),
                 })
                 .collect(),
         );

@@ -11,6 +11,7 @@
 //! - `registry`: the immutable route table snapshot.
 //! - `watcher`: hot reload from the plugins folder.
 //! - `check`: `plughost plugin check`, the loader's and the registry's checks as a report.
+//! - `scaffold`: `plughost plugin new`, a new plugin crate from the template.
 
 mod bindings;
 mod cache;
@@ -19,6 +20,7 @@ mod engine;
 mod host;
 mod loader;
 pub mod registry;
+pub mod scaffold;
 pub mod watcher;
 
 use std::collections::BTreeMap;
