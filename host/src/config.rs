@@ -29,6 +29,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub messages: MessagesConfig,
     pub access: AccessConfig,
+    pub metrics: MetricsConfig,
     /// Defaults for every plugin's containment.
     pub limits: Limits,
     /// Per-plugin settings, by plugin name.
@@ -79,6 +80,20 @@ pub struct MessagesConfig {
     pub multicast_prefix: String,
     /// `POST /broadcast`.
     pub broadcast_prefix: String,
+}
+
+/// `[metrics]`: the Prometheus scrape endpoint. It sits behind the same access layer as the
+/// admin routes and is authorised as the mod_admin_rest command `GET /metrics`, whatever `path` is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Whether the endpoint exists at all. Default: true.
+    pub enabled: bool,
+    /// Where it answers. Default: `/metrics`.
+    pub path: String,
+    /// A plain-HTTP listener of its own, serving nothing else. Absent: the endpoint is served on
+    /// the admin API's listeners (`[http] listen` and `tls_listen`). Default: absent.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[access]`: who may call which admin command, beyond the whitelist.
@@ -288,6 +303,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             messages: MessagesConfig::default(),
             access: AccessConfig::default(),
+            metrics: MetricsConfig::default(),
             limits: Limits::default(),
             plugin: BTreeMap::new(),
         }
@@ -308,6 +324,12 @@ impl Default for HttpConfig {
             header_timeout_s: 10,
             body_timeout_s: 30,
         }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true, path: "/metrics".into(), listen: None }
     }
 }
 
@@ -341,6 +363,7 @@ pub struct Overrides {
     pub http_listen: Option<SocketAddr>,
     pub https_listen: Option<SocketAddr>,
     pub c2s_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     pub plugins_dir: Option<PathBuf>,
 }
@@ -368,6 +391,9 @@ impl Config {
         }
         if let Some(addr) = overrides.c2s_listen {
             config.c2s.listen = addr;
+        }
+        if let Some(addr) = overrides.metrics_listen {
+            config.metrics.listen = Some(addr);
         }
         if let Some(dir) = &overrides.data_dir {
             config.data_dir = dir.clone();
@@ -406,10 +432,14 @@ impl Config {
         for admin in &mut self.admins {
             *admin = qualified_account(admin, &self.domains).context("`admins`")?;
         }
-        for (key, base) in [("base", &mut self.http.base), ("api_base", &mut self.http.api_base)] {
+        for (key, base) in [
+            ("http.base", &mut self.http.base),
+            ("http.api_base", &mut self.http.api_base),
+            ("metrics.path", &mut self.metrics.path),
+        ] {
             let trimmed = base.trim_end_matches('/');
             if !trimmed.starts_with('/') || trimmed.contains(['{', '}', '*']) {
-                bail!("`http.{key}` must be a path like /admin_rest, got {base:?}");
+                bail!("`{key}` must be a path like /admin_rest, got {base:?}");
             }
             *base = trimmed.to_owned();
         }
@@ -424,6 +454,7 @@ impl Config {
                 "`http.base` ({base}), `http.api_base` ({api_base}) and /oauth must not contain one another"
             );
         }
+        self.check_metrics()?;
         if self.access.rules.is_empty() {
             self.access.rules.push(AccessRule {
                 name: "admins".into(),
@@ -460,6 +491,40 @@ impl Config {
             bail!("`limits`: limits must be positive");
         }
         Ok(())
+    }
+
+    /// On the admin API's listeners the metrics path must stay clear of every other route; its
+    /// own listener is plain HTTP, which `require_tls` would refuse every time.
+    fn check_metrics(&self) -> anyhow::Result<()> {
+        let metrics = &self.metrics;
+        if !metrics.enabled {
+            if metrics.listen.is_some() {
+                bail!("`metrics.listen` is set but `metrics.enabled` is false");
+            }
+            return Ok(());
+        }
+        match metrics.listen {
+            Some(_) if self.http.require_tls => bail!(
+                "`metrics.listen` is a plain-HTTP listener, which `http.require_tls` would refuse every \
+                 scrape of: leave it out to serve metrics on the admin listeners (HTTPS included)"
+            ),
+            Some(_) => Ok(()),
+            None => {
+                let path = metrics.path.as_str();
+                let nested = |outer: &str| path == outer || path.starts_with(&format!("{outer}/"));
+                let taken = [self.http.base.as_str(), self.http.api_base.as_str(), "/oauth"];
+                let clashes =
+                    taken.iter().any(|outer| nested(outer) || outer.starts_with(&format!("{path}/")))
+                        || ["/healthz", "/readyz"].contains(&path);
+                if clashes {
+                    bail!(
+                        "`metrics.path` ({path}) must not contain or be inside `http.base`, `http.api_base` \
+                         or /oauth, nor be /healthz or /readyz"
+                    );
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The grants and limits of plugin `name`, after defaults.
@@ -566,6 +631,31 @@ mod tests {
         assert_eq!(config.domains, ["example.org"]);
         assert_eq!(config.admins, ["root@example.org"]);
         assert!(parse("admins = [\"root@elsewhere.net\"]").is_err());
+    }
+
+    #[test]
+    fn metrics_defaults_and_clashes() {
+        let config = parse("").unwrap();
+        assert!(config.metrics.enabled);
+        assert_eq!(config.metrics.path, "/metrics");
+        assert!(config.metrics.listen.is_none());
+        assert_eq!(parse("[metrics]\npath = \"/prom/\"").unwrap().metrics.path, "/prom");
+        for clash in ["/admin_rest", "/admin_rest/metrics", "/api/x", "/oauth/token", "/healthz", "/"] {
+            assert!(parse(&format!("[metrics]\npath = {clash:?}")).is_err(), "{clash}");
+        }
+        let own = "[metrics]\npath = \"/admin_rest/metrics\"\nlisten = \"127.0.0.1:9100\"";
+        assert!(parse(own).is_ok(), "its own listener has no other routes");
+        assert!(parse(&format!("[http]\nrequire_tls = true\n{own}")).is_err());
+        assert!(parse("[metrics]\nenabled = false\nlisten = \"127.0.0.1:9100\"").is_err());
+        assert!(parse("[metrics]\nlisen = \"127.0.0.1:9100\"").is_err());
+    }
+
+    #[test]
+    fn the_metrics_listener_can_be_given_on_the_command_line() {
+        let overrides =
+            Overrides { metrics_listen: Some("127.0.0.1:9281".parse().unwrap()), ..Overrides::default() };
+        let config = Config::load(None, &overrides).unwrap();
+        assert_eq!(config.metrics.listen, overrides.metrics_listen);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`http`]: the axum admin API over HTTP and HTTPS: whitelist, `require_tls`, Basic auth,
 //!   dispatch to plugins, JSON errors.
 //! - [`whitelist`]: the admin API's address whitelist, changed at run time and persisted.
+//! - [`metrics`]: the Prometheus registry and the handles the request, plugin and stanza paths
+//!   count with; served by [`http`] at `GET /metrics`.
 //! - [`shutdown`]: the stages of a graceful stop, which the listeners watch.
 //!
 //! [`run`] is the one entry point, shared by the binary and the tests; [`plugins_without_server`]
@@ -19,6 +21,7 @@
 pub mod access;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod plugins;
 pub mod shutdown;
 pub mod store;
@@ -37,6 +40,7 @@ use rand::distr::Alphanumeric;
 
 use access::tokens::Tokens;
 use config::Config;
+use metrics::Metrics;
 use plugins::{Plugins, Services};
 use shutdown::Stage;
 use store::Db;
@@ -70,7 +74,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let (server, whitelist, tokens) =
         (services.server.clone(), services.whitelist.clone(), services.tokens.clone());
     ensure_initial_admin(&config, &server)?;
-    let plugins = Plugins::new(config.clone(), services, Some(config.data_dir.join("cache")))?;
+    let metrics = Arc::new(Metrics::new(server.clone(), services.started));
+    let plugins =
+        Plugins::new(config.clone(), services, Some(config.data_dir.join("cache")), metrics.clone())?;
     let loading = plugins.clone();
     tokio::task::spawn_blocking(move || loading.load_all()).await.context("loading plugins")?;
     let _watcher = plugins::watcher::watch(plugins.clone())?;
@@ -79,7 +85,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let tls = xmpp::tls::acceptor(&config)?;
     let c2s_listener = bind(config.c2s.listen, "XMPP clients").await?;
     let c2s_addr = c2s_listener.local_addr()?;
-    let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone());
+    let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone(), metrics.clone());
     let c2s_task = tokio::spawn(c2s.serve(c2s_listener, stages.clone()));
 
     let http_listener = bind(config.http.listen, "HTTP").await?;
@@ -92,17 +98,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         }
         None => None,
     };
-    let app = http::App::new(config.clone(), server, plugins, whitelist, tokens, db.clone());
-    println!("{ready} c2s={c2s_addr}");
+    ready += &format!(" c2s={c2s_addr}");
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => {
+            let listener = bind(addr, "metrics scrapes").await?;
+            ready += &format!(" metrics={}", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
+    let app = http::App::new(config.clone(), server, plugins, whitelist, tokens, db.clone(), metrics);
+    println!("{ready}");
     std::io::stdout().flush().ok();
-    tracing::info!(base = %config.http.base, domains = ?config.domains, "{ready} c2s={c2s_addr}");
+    tracing::info!(base = %config.http.base, domains = ?config.domains, "{ready}");
 
     // Sessions stay up while admin requests finish: one may be about to message or kick them.
     let draining = async {
         shutdown.await;
         let _ = stage.send(Stage::Draining);
     };
-    http::serve(app.clone(), http_listener, https_listener, draining).await;
+    let listeners = http::Listeners { plain: http_listener, tls: https_listener, metrics: metrics_listener };
+    http::serve(app.clone(), listeners, draining).await;
     let _ = stage.send(Stage::Closing);
     c2s_task.await.context("the c2s listener failed")?;
     app.flush_audit().await;
@@ -123,7 +139,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 pub fn plugins_without_server(config: Arc<Config>) -> anyhow::Result<Arc<Plugins>> {
     let db = Arc::new(Db::in_memory().context("cannot create an in-memory database")?);
     let services = services(&config, db)?;
-    Plugins::new(config, services, None)
+    // Counts that nobody scrapes: this host never serves.
+    let metrics = Arc::new(Metrics::new(services.server.clone(), services.started));
+    Plugins::new(config, services, None, metrics)
 }
 
 /// The server state that plugins act on, over `db`.

@@ -1,5 +1,5 @@
 //! The `plughost` command: `serve`, the account and token commands in the way of `prosodyctl`,
-//! and `plugin check` for plugin authors.
+//! and `plugin check` / `plugin new` for plugin authors.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use plughost::access::policy::Policy;
 use plughost::access::tokens::Tokens;
 use plughost::config::{Config, Dialect, Overrides};
 use plughost::plugins::check::{CheckReport, Mark};
+use plughost::plugins::scaffold::{self, Scaffold};
 
 /// An XMPP server whose admin API is made of hot-reloadable WebAssembly plugins.
 ///
@@ -40,8 +41,8 @@ enum LogFormat {
 enum Command {
     /// Run the server: XMPP clients (c2s) and the admin HTTP API.
     ///
-    /// Prints `plughost ready http=ADDR [https=ADDR] c2s=ADDR` on stdout once every listener is
-    /// bound. On the first start it
+    /// Prints `plughost ready http=ADDR [https=ADDR] c2s=ADDR [metrics=ADDR]` on stdout once every
+    /// listener is bound. On the first start it
     /// creates the first account of `admins` with a random password, printed once and kept in
     /// <data_dir>/initial-admin-password.
     Serve {
@@ -56,6 +57,10 @@ enum Command {
         /// Overrides [c2s] listen.
         #[arg(long, env = "PLUGHOST_C2S_LISTEN")]
         c2s_listen: Option<SocketAddr>,
+        /// Overrides [metrics] listen: serve GET /metrics (Prometheus) on a plain-HTTP listener of
+        /// its own at this address instead of on the admin API's listeners.
+        #[arg(long, env = "PLUGHOST_METRICS_LISTEN")]
+        metrics_listen: Option<SocketAddr>,
         /// Overrides plugins_dir, the watched folder of <name>.wasm plugins.
         #[arg(long, env = "PLUGHOST_PLUGINS_DIR")]
         plugins_dir: Option<PathBuf>,
@@ -143,6 +148,23 @@ enum PluginCommand {
         plugins_dir: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
+    },
+    /// Write a new plugin crate that serves GET /NAME/hello.
+    ///
+    /// The crate comes from the template kept in host/templates/plugin/ and goes into plugins/NAME
+    /// of the Plughost checkout around the current folder (or into --dir, inside a checkout). It
+    /// uses the sdk and wit/ of the checkout by relative path and is a workspace member through
+    /// the `plugins/*` glob, so `cargo xtask build` builds it into target/plugins/NAME.wasm. It
+    /// imports only `log`; its comments explain how to add routes, document them and import more
+    /// host interfaces (which the server must grant). NAME is the plugin name and the wasm file
+    /// stem: lower-case letters, digits, '-' and '_', not starting with a digit.
+    New {
+        /// The plugin name.
+        name: String,
+        /// Where to write the crate (default: plugins/NAME of the checkout around the current
+        /// folder). Refused when it exists.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -240,11 +262,12 @@ fn init_logging(format: LogFormat, default_level: &str) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let outcome = match cli.command {
-        Command::Serve { common, http_listen, https_listen, c2s_listen, plugins_dir } => {
+        Command::Serve { common, http_listen, https_listen, c2s_listen, metrics_listen, plugins_dir } => {
             let config = common.load(Overrides {
                 http_listen,
                 https_listen,
                 c2s_listen,
+                metrics_listen,
                 plugins_dir,
                 data_dir: None,
             })?;
@@ -273,7 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(())
         }
         Command::Token { command } => token(command),
-        Command::Plugin { command } => return Ok(plugin(command)),
+        Command::Plugin { command } => return plugin(command),
         Command::Openapi { dialect, output, plugins_dir, common } => {
             let config = Arc::new(common.load(Overrides { plugins_dir, ..Overrides::default() })?);
             let plugins = plughost::plugins_without_server(config.clone())?;
@@ -312,12 +335,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
-/// `plugin check` prints its report and answers with its exit status, which tells a failed check
-/// (1) from one that could not run (2).
-fn plugin(command: PluginCommand) -> ExitCode {
+/// The plugin tools. `plugin check` prints its report and answers with its exit status, which
+/// tells a failed check (1) from one that could not run (2).
+fn plugin(command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
         PluginCommand::Check { file, name, plugins_dir, common } => {
-            match check_plugin(&file, name, plugins_dir, &common) {
+            Ok(match check_plugin(&file, name, plugins_dir, &common) {
                 Ok(report) => {
                     print_report(&file, &report);
                     ExitCode::from(if report.passed() { 0 } else { 1 })
@@ -326,9 +349,33 @@ fn plugin(command: PluginCommand) -> ExitCode {
                     eprintln!("plughost: {error:#}");
                     ExitCode::from(2)
                 }
-            }
+            })
+        }
+        PluginCommand::New { name, dir } => {
+            let cwd = std::env::current_dir().context("cannot tell the current folder")?;
+            let written = scaffold::write(&name, dir.as_deref(), &cwd)?;
+            print_next_steps(&name, &written);
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_next_steps(name: &str, written: &Scaffold) {
+    let dir = written.dir.strip_prefix(&written.checkout).unwrap_or(&written.dir).display();
+    println!("wrote {dir}/Cargo.toml and {dir}/src/lib.rs in {}", written.checkout.display());
+    if !written.in_plugins {
+        println!(
+            "note: {dir} is not plugins/{name}, so the workspace's `plugins/*` glob does not take it in:"
+        );
+        println!("  add it to [workspace] members in Cargo.toml; `cargo xtask build` builds plugins/* only");
+    }
+    println!("next steps, in {}:", written.checkout.display());
+    println!("  cargo xtask build      builds it into target/plugins/{name}.wasm");
+    println!("  target/release/plughost plugin check target/plugins/{name}.wasm --config plughost.toml");
+    println!("  cp target/plugins/{name}.wasm PLUGINS_DIR/    a running server serves it within a second:");
+    println!("  curl -u admin:PASSWORD http://127.0.0.1:5280/admin_rest/{name}/hello");
+    println!("Then edit {dir}/src/lib.rs: its comments say how to add and document routes and how to");
+    println!("use more host interfaces (which the server grants with [plugin.{name}] grants).");
 }
 
 fn check_plugin(
@@ -370,7 +417,7 @@ fn print_report(file: &Path, report: &CheckReport) {
         let width = routes.iter().map(|route| route.path.len()).max().unwrap_or(0);
         for route in routes {
             let mutates = if route.mutates { "mutates" } else { "reads" };
-            println!("  {:<7}{:<width$}  {mutates}", route.method, route.path);
+            println!("  {:<7}{:<width$}  {mutates:<8} {}", route.method, route.path, route.summary);
         }
     }
     let failed = report.steps.iter().filter(|step| step.mark == Mark::Fail).count();

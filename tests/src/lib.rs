@@ -293,6 +293,8 @@ pub struct TestHost {
     /// The HTTPS listener of the admin API (`[http] tls_listen`), when the ready line names one.
     https: Option<SocketAddr>,
     c2s: Option<SocketAddr>,
+    /// The metrics listener (`[metrics] listen`), when the ready line names one.
+    metrics: Option<SocketAddr>,
     /// Every stdout line of the current start, appended by a reader thread until the server exits.
     stdout: Arc<Mutex<Vec<String>>>,
     /// How many times the server was started; names the stderr file.
@@ -342,6 +344,7 @@ impl TestHost {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             https: None,
             c2s: None,
+            metrics: None,
             stdout: Arc::default(),
             starts: 0,
             authorization: Some(basic(ADMIN, ADMIN_PASSWORD)),
@@ -411,6 +414,7 @@ impl TestHost {
         self.http = address("http=").unwrap_or_else(|| panic!("no http= in {line:?}"));
         self.https = address("https=");
         self.c2s = address("c2s=");
+        self.metrics = address("metrics=");
         self.child = Some(child);
         Ok(())
     }
@@ -447,6 +451,11 @@ impl TestHost {
     /// The c2s address from the ready line, if it named one.
     pub fn c2s_addr(&self) -> Option<SocketAddr> {
         self.c2s
+    }
+
+    /// The metrics listener from the ready line, if it named one (`[metrics] listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// The process id of the running server.
@@ -622,6 +631,13 @@ impl TestHost {
             headers,
             body: Bytes::new(),
         }
+    }
+
+    /// `GET path` (the metrics endpoint's, `/metrics` by default) as the admin, to the metrics
+    /// listener when the ready line named one, else to the HTTP listener.
+    pub fn scrape_request(&self, path: &str) -> RequestBuilder {
+        let addr = self.metrics.unwrap_or(self.http);
+        RequestBuilder { addr, ..self.raw(Method::GET, path) }
     }
 
     /// Like [`TestHost::request`], but to the HTTPS listener (trusting the test CA); panics when

@@ -31,10 +31,13 @@
 //! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
 //! - `health`: `/healthz` and `/readyz` for orchestrators.
+//! - `metrics`: `GET /metrics` parsed as Prometheus would: per-route counts and latencies,
+//!   plugin failures and reloads, c2s sessions, stanzas and the offline queue, the process; who
+//!   may scrape, and the dedicated listener.
 //! - `openapi`: each dialect's OpenAPI document, validated, following loads and unloads.
 //! - `logs`: request ids on every answer and in plugin log lines, JSON logs.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
-//! - `plugin_tool`: `plughost plugin check` on good and bad files.
+//! - `plugin_tool`: `plughost plugin check` on good and bad files; `plugin new`, built and loaded.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
 
@@ -50,6 +53,7 @@ mod https;
 mod input;
 mod logs;
 mod messages;
+mod metrics;
 mod modules;
 mod openapi;
 mod plugin_tool;

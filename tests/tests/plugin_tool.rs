@@ -1,9 +1,11 @@
-//! `plughost plugin check FILE`: one line per check, exit 0 / 1 / 2.
+//! The plugin tools: `plughost plugin check FILE` (one line per check, exit 0 / 1 / 2) and
+//! `plughost plugin new NAME`, whose crate builds and serves its example route.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use plughost_tests::plugin_file;
+use plughost_tests::{TestHost, json, plugin_file, wait_for, workspace_root};
 use rand::RngCore;
 
 /// What `plugin check` did: its exit status and its report.
@@ -77,7 +79,7 @@ fn check_passes_a_bundled_plugin() {
     checked.assert_step("routes", "ok");
     assert!(checked.assert_step("conflicts", "ok").contains("3 other plugins"), "{}", checked.stdout);
     let listed = checked.stdout.lines().find(|line| line.trim_start().starts_with("GET    /users/count"));
-    assert!(listed.is_some_and(|line| line.ends_with("reads")), "{}", checked.stdout);
+    assert!(listed.is_some_and(|line| line.contains(" reads ")), "{}", checked.stdout);
     assert!(checked.stdout.contains("result: ok"), "{}", checked.stdout);
 }
 
@@ -139,4 +141,97 @@ fn check_says_what_is_not_a_component() {
     let missing = check(&dir.path().join("missing.wasm"), &[]);
     assert_eq!(missing.code, 2, "{}{}", missing.stdout, missing.stderr);
     assert!(missing.stderr.contains("cannot read"), "{}", missing.stderr);
+}
+
+/// Copies the folder `from` to `to`, recursively.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display())) {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A workspace with what a plugin crate needs from the checkout (`wit/`, the sdk, the lock file,
+/// the root `Cargo.toml` with `plugins/*` as its only members), so that building a generated
+/// crate neither touches the checkout nor compiles the host.
+fn scratch_workspace() -> tempfile::TempDir {
+    let root = workspace_root();
+    let scratch = tempfile::Builder::new().prefix("plughost-new-").tempdir().unwrap();
+    copy_tree(&root.join("wit"), &scratch.path().join("wit"));
+    copy_tree(&root.join("plugins/sdk"), &scratch.path().join("plugins/sdk"));
+    std::fs::copy(root.join("Cargo.lock"), scratch.path().join("Cargo.lock")).unwrap();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut members = 0;
+    let reduced: Vec<&str> = manifest
+        .lines()
+        .filter(|line| !line.starts_with("default-members"))
+        .map(|line| {
+            if line.starts_with("members") {
+                members += 1;
+                r#"members = ["plugins/*"]"#
+            } else {
+                line
+            }
+        })
+        .collect();
+    assert_eq!(members, 1, "the root Cargo.toml has one `members = [...]` line");
+    std::fs::write(scratch.path().join("Cargo.toml"), reduced.join("\n")).unwrap();
+    scratch
+}
+
+/// Runs `plughost plugin new NAME --dir DIR`.
+fn new_plugin(name: &str, dir: &Path) -> std::process::Output {
+    let mut command = Command::new(plughost_tests::binary());
+    command.args(["plugin", "new", name, "--dir"]).arg(dir).output().expect("running plughost")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_plugin_builds_and_serves() {
+    let name = "scaffolded";
+    let scratch = scratch_workspace();
+    let dir = scratch.path().join("plugins").join(name);
+    let output = new_plugin(name, &dir);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains(&format!("builds it into target/plugins/{name}.wasm")), "{stdout}");
+    let again = new_plugin(name, &dir);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let invalid = new_plugin("Shouting", &scratch.path().join("plugins/Shouting"));
+    assert!(
+        !invalid.status.success()
+            && String::from_utf8_lossy(&invalid.stderr).contains("not a valid plugin name")
+    );
+
+    // The build the xtask would run for it, in a target folder kept between runs.
+    let target = workspace_root().join("target/plugin-new-test");
+    let built = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "-p", name])
+        .current_dir(scratch.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("running cargo");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let wasm = target.join(format!("wasm32-wasip2/plugin/{name}.wasm"));
+
+    let host = TestHost::start().await;
+    let checked = check(&wasm, &["--name", name, "--plugins-dir", host.plugins_dir().to_str().unwrap()]);
+    assert_eq!(checked.code, 0, "{}{}", checked.stdout, checked.stderr);
+    assert!(checked.assert_step("imports", "ok").contains("plughost:admin/log@0.1.0"), "{}", checked.stdout);
+    let listed =
+        checked.stdout.lines().find(|line| line.trim_start().starts_with("GET    /scaffolded/hello"));
+    assert!(listed.is_some_and(|line| line.ends_with("reads    Say hello")), "{}", checked.stdout);
+
+    host.write_plugin(name, &std::fs::read(&wasm).unwrap());
+    let route = format!("/{name}/hello");
+    wait_for("the new plugin to serve", Duration::from_secs(10), || async {
+        host.get(&route).await.0 == 200
+    })
+    .await;
+    assert_eq!(host.get(&route).await, (200, json!({"result": format!("Hello from {name}")})));
 }

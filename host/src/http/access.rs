@@ -1,7 +1,8 @@
 //! The access layer in front of every admin route: the client address (the socket peer, or
 //! what a trusted proxy forwarded), the whitelist, `require_tls`, then authentication (Basic or
 //! bearer token, with failures rate-limited per address) and the first access-rule check. The
-//! per-command rule check happens in dispatch, once the route is known.
+//! per-command rule check ([`authorize`]) happens once the route is known: in dispatch, or in the
+//! metrics endpoint. Every refusal here is counted as one (see `App::refuse`).
 //!
 //! Verifying a password costs a PBKDF2 derivation (milliseconds of CPU), which would cap the API
 //! near a hundred requests per second (Prosody's mod_admin_rest pays it on every request). So a
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, Failure};
 use super::{App, Peer, Transport};
-use crate::access::policy::Identity;
+use crate::access::policy::{Command, Identity};
 use crate::access::proxies;
 use crate::config::Dialect;
 
@@ -83,7 +84,7 @@ pub async fn whitelist(
 ) -> Result<Response, Failure> {
     if !app.whitelist.allows(context.client) {
         tracing::info!(client = %context.client, path = request.uri().path(), "refused: address not in the whitelist");
-        return Err(Failure { dialect: context.dialect, error: ApiError::AddressNotAllowed });
+        return Err(app.refuse(context.dialect, ApiError::AddressNotAllowed));
     }
     Ok(next.run(request).await)
 }
@@ -99,7 +100,7 @@ pub async fn require_tls(
 ) -> Result<Response, Failure> {
     if app.config.http.require_tls && context.peer.transport == Transport::Plain {
         tracing::info!(peer = %context.peer.addr, "refused: plain HTTP while http.require_tls is set");
-        return Err(Failure { dialect: context.dialect, error: ApiError::TlsRequired });
+        return Err(app.refuse(context.dialect, ApiError::TlsRequired));
     }
     Ok(next.run(request).await)
 }
@@ -112,7 +113,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, Failure> {
-    let fail = |error| Failure { dialect: context.dialect, error };
+    let fail = |error| app.refuse(context.dialect, error);
     if let Some(wait) = app.limiter.locked_out(context.client) {
         return Err(fail(ApiError::TooManyFailures(wait)));
     }
@@ -143,6 +144,16 @@ pub async fn authenticate(
     }
     request.extensions_mut().insert(identity);
     Ok(next.run(request).await)
+}
+
+/// Whether the access rules (and a token's scopes) let `identity` call `command`; the refusal
+/// otherwise: 401 for a caller without credentials, who may yet log in, 403 for one with.
+pub fn authorize(app: &App, identity: &Identity, command: Command<'_>) -> Result<(), ApiError> {
+    if app.policy.allowing(identity, command).is_some() {
+        return Ok(());
+    }
+    tracing::info!(account = ?identity.account, client = %identity.ip, method = command.method, template = %command.template, "refused by the access rules");
+    Err(if identity.account.is_none() { ApiError::MissingAuthorization } else { ApiError::Forbidden })
 }
 
 /// The identity behind an `Authorization` header: Basic credentials or a bearer token.

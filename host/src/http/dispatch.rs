@@ -1,22 +1,24 @@
 //! Turns an authenticated HTTP request into a plugin `request`: looks the route up in the current
 //! snapshot, checks the access rules for it, calls the plugin, turns its `response` back into
-//! HTTP and audits mutating calls.
+//! HTTP, audits mutating calls and counts the answer: per route when the plugin was called, as a
+//! refusal of the host's otherwise.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method as HttpMethod, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::access::RequestContext;
+use super::access::{RequestContext, authorize};
 use super::error::ApiError;
 use super::{App, Transport};
 use crate::access::policy::{Command, Identity};
 use crate::config::{Dialect, HttpConfig};
-use crate::plugins::registry::{Lookup, method_name};
+use crate::metrics::RouteMetrics;
+use crate::plugins::registry::{Lookup, RouteTable, method_name};
 use crate::plugins::{Caller, Method, Request as PluginRequest, Response as PluginResponse};
 
 /// Headers a plugin never sees: credentials are the host's business.
@@ -41,49 +43,75 @@ pub async fn api(
 /// Looks the route up, checks the access rules for it, calls the plugin and, for a mutating
 /// route, writes the audit record before the answer leaves.
 async fn dispatch(app: Arc<App>, dialect: Dialect, identity: Identity, request: Request) -> Response {
+    let started = Instant::now();
     let Some(context) = request.extensions().get::<RequestContext>().copied() else {
-        return ApiError::Internal.answer(dialect);
+        return app.refuse(dialect, ApiError::Internal).into_response();
     };
-    let (answer, audit) = call(&app, dialect, &identity, context, request).await;
+    let table = app.plugins.routes();
+    let Call { answer, audited, route } = call(&app, &table, dialect, &identity, context, request).await;
     let status = match &answer {
         Ok(response) => response.status(),
         Err(error) => error.status(),
     };
-    if let Some(command) = audit {
+    if let Some(command) = audited {
         app.audit(dialect, &identity, context.client, command, status.as_u16()).await;
+    }
+    match route {
+        Some(route) => {
+            let failure = match &answer {
+                Err(ApiError::Plugin(failure)) => Some(failure),
+                _ => None,
+            };
+            route.record(status.as_u16(), started.elapsed(), failure);
+        }
+        None => app.metrics.refused(dialect, status.as_u16()),
     }
     answer.unwrap_or_else(|error| error.answer(dialect))
 }
 
-/// The answer, and the command to audit if the route mutates.
-async fn call(
+/// What became of a request to a dialect.
+struct Call<'t> {
+    answer: Result<Response, ApiError>,
+    /// The command to audit, if the route mutates.
+    audited: Option<String>,
+    /// The route's handles, once its plugin was called (whatever came of it); `None` when the host
+    /// refused the request itself.
+    route: Option<&'t RouteMetrics>,
+}
+
+impl Call<'_> {
+    fn refused(error: ApiError, audited: Option<String>) -> Self {
+        Call { answer: Err(error), audited, route: None }
+    }
+}
+
+async fn call<'t>(
     app: &Arc<App>,
+    table: &'t RouteTable,
     dialect: Dialect,
     identity: &Identity,
     context: RequestContext,
     request: Request,
-) -> (Result<Response, ApiError>, Option<String>) {
-    let Some(method) = plugin_method(request.method()) else { return (Err(ApiError::WrongMethod), None) };
+) -> Call<'t> {
+    let Some(method) = plugin_method(request.method()) else {
+        return Call::refused(ApiError::WrongMethod, None);
+    };
     let base = match dialect {
         Dialect::AdminRest => app.config.http.base.as_str(),
         Dialect::Api => app.config.http.api_base.as_str(),
     };
     let path = request.uri().path().strip_prefix(base).unwrap_or_default().to_owned();
-    let table = app.plugins.routes();
-    let (plugin, template, params, mutates) = match table.lookup(dialect, method, &path) {
-        Lookup::Found { plugin, template, params, mutates } => {
-            (plugin.clone(), template.to_owned(), params, mutates)
+    let (plugin, template, params, mutates, route) = match table.lookup(dialect, method, &path) {
+        Lookup::Found { plugin, template, params, mutates, metrics } => {
+            (plugin.clone(), template.to_owned(), params, mutates, metrics)
         }
-        Lookup::WrongMethod => return (Err(ApiError::WrongMethod), None),
-        Lookup::NotFound => return (Err(ApiError::UnknownPath), None),
+        Lookup::WrongMethod => return Call::refused(ApiError::WrongMethod, None),
+        Lookup::NotFound => return Call::refused(ApiError::UnknownPath, None),
     };
     let command = Command { dialect, method: method_name(method), template: &template };
     let audited = mutates.then(|| format!("{} {path}", method_name(method)));
-    if app.policy.allowing(identity, command).is_none() {
-        tracing::info!(account = ?identity.account, client = %identity.ip, %template, "refused by the access rules");
-        let error =
-            if identity.account.is_none() { ApiError::MissingAuthorization } else { ApiError::Forbidden };
-        return (Err(error), audited);
+    if let Err(error) = authorize(app, identity, command) {
+        return Call::refused(error, audited);
     }
     let query = request
         .uri()
@@ -100,7 +128,7 @@ async fn call(
         .collect();
     let body = match read_body(request.into_body(), &app.config.http).await {
         Ok(body) => body,
-        Err(error) => return (Err(error), audited),
+        Err(error) => return Call::refused(error, audited),
     };
     let caller = Caller {
         jid: identity.account.clone().unwrap_or_default(),
@@ -115,7 +143,7 @@ async fn call(
         Ok(answer) => into_http(&name, answer),
         Err(error) => Err(error.into()),
     };
-    (answer, audited)
+    Call { answer, audited, route: Some(route) }
 }
 
 fn plugin_method(method: &HttpMethod) -> Option<Method> {

@@ -1,23 +1,25 @@
-//! The admin HTTP APIs (the mod_admin_rest and ejabberd dialects, plus the OAuth token endpoint):
-//! axum router, access layer, dispatch to plugins, audit, and the one mapping of errors to JSON
-//! answers. It knows routes only through the plugin registry's snapshot.
+//! The admin HTTP APIs (the mod_admin_rest and ejabberd dialects, plus the OAuth token endpoint)
+//! and the Prometheus scrape endpoint: axum router, access layer, dispatch to plugins, audit, and
+//! the one mapping of errors to JSON answers. It knows routes only through the plugin registry's
+//! snapshot.
 
 mod access;
 mod dispatch;
 pub mod error;
 mod health;
 mod listeners;
+mod metrics;
 mod oauth;
 pub mod openapi;
 mod request_id;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{any, get, post};
 use axum::serve::Listener;
@@ -27,24 +29,24 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use jid::BareJid;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
-
-pub use listeners::{Peer, TlsListener, Transport};
 
 use crate::access::audit::AuditLog;
 use crate::access::limiter::FailureLimiter;
 use crate::access::policy::{Identity, Policy};
 use crate::access::tokens::Tokens;
 use crate::config::{Config, Dialect};
+use crate::metrics::Metrics;
 use crate::plugins::Plugins;
 use crate::plugins::registry::OPENAPI_PATH;
 use crate::store::{AuditRecord, Db};
 use crate::whitelist::Whitelist;
 use crate::xmpp::Server;
-use error::ApiError;
+use access::RequestContext;
+use error::{ApiError, Failure};
+pub use listeners::{Peer, TlsListener, Transport};
 
 /// What every handler shares.
 pub struct App {
@@ -53,6 +55,7 @@ pub struct App {
     pub plugins: Arc<Plugins>,
     pub whitelist: Arc<Whitelist>,
     pub tokens: Arc<Tokens>,
+    pub metrics: Arc<Metrics>,
     db: Arc<Db>,
     audit_log: AuditLog,
     policy: Policy,
@@ -68,6 +71,7 @@ impl App {
         whitelist: Arc<Whitelist>,
         tokens: Arc<Tokens>,
         db: Arc<Db>,
+        metrics: Arc<Metrics>,
     ) -> Arc<App> {
         let policy = Policy::new(config.access.rules.clone(), config.admins.clone());
         let limiter = FailureLimiter::new(
@@ -80,6 +84,7 @@ impl App {
             plugins,
             whitelist,
             tokens,
+            metrics,
             audit_log: AuditLog::start(db.clone()),
             db,
             policy,
@@ -98,6 +103,12 @@ impl App {
                 tracing::error!(%error, "cannot verify credentials");
                 ApiError::Internal
             })
+    }
+
+    /// A request to `dialect` refused by the host before any plugin ran: counted, then answered.
+    fn refuse(&self, dialect: Dialect, error: ApiError) -> Failure {
+        self.metrics.refused(dialect, error.status().as_u16());
+        Failure { dialect, error }
     }
 
     /// Waits until every audit record queued so far is on disk. Each request already waits for
@@ -133,38 +144,48 @@ impl App {
 /// still running after that is cut off with its connection.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves the API on `plain` and, when given, `tls`, until `shutdown` completes; then both
-/// listeners close, idle connections are closed, and requests in flight get [`DRAIN_TIMEOUT`]
-/// to finish (each connection closes after its answer).
+/// Where the HTTP surface is served.
+pub struct Listeners {
+    /// The admin API over plain HTTP (`[http] listen`).
+    pub plain: TcpListener,
+    /// The admin API over HTTPS (`[http] tls_listen`).
+    pub tls: Option<TlsListener>,
+    /// The metrics endpoint alone (`[metrics] listen`).
+    pub metrics: Option<TcpListener>,
+}
+
+/// Serves every listener until `shutdown` completes; then they all close, idle connections are
+/// closed, and requests in flight get [`DRAIN_TIMEOUT`] to finish (each connection closes after
+/// its answer).
 ///
 /// Connections are hyper's HTTP/1 rather than `axum::serve`'s, for the one setting it does not
 /// expose: `http.header_timeout_s`, the time a client has to send a request's headers. It is also
 /// how long a keep-alive connection may sit idle, since hyper waits for the next request's
 /// headers under the same timer; so a client that trickles its headers, or opens connections
 /// and sends nothing, holds nothing for long.
-pub async fn serve(
-    app: Arc<App>,
-    mut plain: TcpListener,
-    mut tls: Option<TlsListener>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(app: Arc<App>, listeners: Listeners, shutdown: impl Future<Output = ()>) {
     let header_timeout = Duration::from_secs(app.config.http.header_timeout_s);
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-    let connections = Connections { http1, router: router(app), graceful: GracefulShutdown::new() };
+    let connections = Connections { http1, graceful: GracefulShutdown::new() };
+    let (api, scrapes) = (router(app.clone()), metrics_router(app));
+    let Listeners { mut plain, mut tls, mut metrics } = listeners;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             (stream, addr) = Listener::accept(&mut plain) => {
-                connections.spawn(stream, Peer { addr, transport: Transport::Plain });
+                connections.spawn(&api, stream, Peer { addr, transport: Transport::Plain });
             }
-            (stream, addr) = accept_tls(&mut tls) => {
-                connections.spawn(stream, Peer { addr, transport: Transport::Tls });
+            (stream, addr) = accept_if_any(&mut tls) => {
+                connections.spawn(&api, stream, Peer { addr, transport: Transport::Tls });
+            }
+            (stream, addr) = accept_if_any(&mut metrics) => {
+                connections.spawn(&scrapes, stream, Peer { addr, transport: Transport::Plain });
             }
         }
     }
-    drop((plain, tls));
+    drop((plain, tls, metrics));
     let open = connections.graceful.count();
     tracing::info!(
         open,
@@ -176,9 +197,9 @@ pub async fn serve(
     }
 }
 
-/// The next handshaken HTTPS connection; never, without an HTTPS listener.
-async fn accept_tls(tls: &mut Option<TlsListener>) -> (TlsStream<TcpStream>, SocketAddr) {
-    match tls {
+/// The next connection of an optional listener; never, without one.
+async fn accept_if_any<L: Listener>(listener: &mut Option<L>) -> (L::Io, L::Addr) {
+    match listener {
         Some(listener) => listener.accept().await,
         None => std::future::pending().await,
     }
@@ -187,20 +208,19 @@ async fn accept_tls(tls: &mut Option<TlsListener>) -> (TlsStream<TcpStream>, Soc
 /// What every connection is served with.
 struct Connections {
     http1: hyper::server::conn::http1::Builder,
-    /// The router, cloned for each connection (its routes are behind an `Arc`).
-    router: Router,
     /// Tells each connection to finish its request in flight and close, and waits for them.
     graceful: GracefulShutdown,
 }
 
 impl Connections {
-    /// Serves one connection in its own task. The peer goes into each request's extensions as
-    /// axum's `ConnectInfo`, which is how the access layer learns the address and the transport.
-    fn spawn<I>(&self, io: I, peer: Peer)
+    /// Serves one connection with `router` (cloned: its routes are behind an `Arc`) in its own
+    /// task. The peer goes into each request's extensions as axum's `ConnectInfo`, which is how
+    /// the access layer learns the address and the transport.
+    fn spawn<I>(&self, router: &Router, io: I, peer: Peer)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let service = self.router.clone().map_request(move |mut request: axum::http::Request<Incoming>| {
+        let service = router.clone().map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         });
@@ -214,9 +234,10 @@ impl Connections {
     }
 }
 
-/// The whole HTTP surface: each dialect's routes (authenticated, then dispatched to the plugin
-/// that declares them), the OAuth token endpoint, the health probes, and `404 Invalid request
-/// path` for the rest.
+/// The whole HTTP surface of the admin listeners: each dialect's routes (authenticated, then
+/// dispatched to the plugin that declares them), the metrics endpoint unless it has a listener of
+/// its own, the OAuth token endpoint, the health probes, and `404 Invalid request path` for the
+/// rest.
 pub fn router(app: Arc<App>) -> Router {
     let base = app.config.http.base.clone();
     let api_base = app.config.http.api_base.clone();
@@ -230,14 +251,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route(&api_base, any(dispatch::api))
         .route(&format!("{api_base}{OPENAPI_PATH}"), openapi_route(Dialect::Api, openapi::api))
         .route(&format!("{api_base}/{{*path}}"), any(dispatch::api));
-    let dialects = admin_rest.merge(api).route_layer(from_fn_with_state(app.clone(), access::authenticate));
-    let guarded = Router::new()
-        .merge(dialects)
-        .route(oauth::TOKEN_PATH, post(oauth::token))
-        .fallback(|| async { error::ApiError::UnknownPath })
-        .layer(from_fn_with_state(app.clone(), access::require_tls))
-        .layer(from_fn_with_state(app.clone(), access::whitelist))
-        .layer(from_fn_with_state(app.clone(), access::context));
+    let mut dialects = admin_rest.merge(api);
+    if app.config.metrics.enabled && app.config.metrics.listen.is_none() {
+        dialects = dialects.route(&app.config.metrics.path, any(metrics::scrape));
+    }
+    let dialects = dialects.route_layer(from_fn_with_state(app.clone(), access::authenticate));
+    let guarded = guard(dialects.route(oauth::TOKEN_PATH, post(oauth::token)), &app);
     let probes = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()
         .merge(guarded)
@@ -247,13 +266,44 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The surface of the metrics listener (`[metrics] listen`): the scrape endpoint alone, behind the
+/// same access layer.
+fn metrics_router(app: Arc<App>) -> Router {
+    let scrape = Router::new()
+        .route(&app.config.metrics.path, any(metrics::scrape))
+        .route_layer(from_fn_with_state(app.clone(), access::authenticate));
+    guard(scrape, &app)
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(request_id::request_id))
+        .with_state(app)
+}
+
+/// The layers in front of every route but the probes, outermost first: the request context, the
+/// whitelist and `require_tls` (authentication is each route's own layer); and `404 Invalid
+/// request path` for a path no route matches.
+fn guard(routes: Router<Arc<App>>, app: &Arc<App>) -> Router<Arc<App>> {
+    routes
+        .fallback(unknown_path)
+        .layer(from_fn_with_state(app.clone(), access::require_tls))
+        .layer(from_fn_with_state(app.clone(), access::whitelist))
+        .layer(from_fn_with_state(app.clone(), access::context))
+}
+
+async fn unknown_path(State(app): State<Arc<App>>, request: Request) -> Failure {
+    let dialect =
+        request.extensions().get::<RequestContext>().map_or(Dialect::AdminRest, |context| context.dialect);
+    app.refuse(dialect, ApiError::UnknownPath)
+}
+
 /// `GET` of a dialect's OpenAPI document; other methods get the dialect's 405.
 fn openapi_route<H, T>(dialect: Dialect, handler: H) -> axum::routing::MethodRouter<Arc<App>>
 where
     H: axum::handler::Handler<T, Arc<App>>,
     T: 'static,
 {
-    get(handler).fallback(move || async move { error::Failure { dialect, error: ApiError::WrongMethod } })
+    get(handler).fallback(move |State(app): State<Arc<App>>| async move {
+        app.refuse(dialect, ApiError::WrongMethod)
+    })
 }
 
 /// The `ping` plugin's answer, compiled into the host, so that `cargo xtask bench` can measure a

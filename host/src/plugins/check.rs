@@ -35,6 +35,8 @@ pub struct RouteInfo {
     pub method: &'static str,
     pub path: String,
     pub mutates: bool,
+    /// The summary of its documentation.
+    pub summary: String,
 }
 
 /// Everything `plugin check` found about one file.
@@ -167,11 +169,12 @@ impl Plugins {
                     method: method_name(route.method),
                     path: route.path.clone(),
                     mutates: route.mutates,
+                    summary: route.doc.summary.clone(),
                 })
                 .collect(),
         );
 
-        if let Err(error) = RouteTable::build([plugin.clone()]) {
+        if let Err(error) = RouteTable::build([plugin.clone()], &self.metrics) {
             report.push("routes", Mark::Fail, vec![error.to_string()]);
             report.skip("conflicts", "(the routes failed)");
             return report;
@@ -207,10 +210,11 @@ impl Plugins {
         }
         let serving = self.routes();
         let compared = serving.plugins().count();
-        let (mark, mut lines) = match RouteTable::build(serving.plugins().cloned().chain([plugin])) {
-            Ok(_) => (Mark::Ok, vec![format!("none with the {compared} other plugins of {dir}")]),
-            Err(conflict) => (Mark::Fail, vec![conflict.to_string()]),
-        };
+        let (mark, mut lines) =
+            match RouteTable::build(serving.plugins().cloned().chain([plugin]), &self.metrics) {
+                Ok(_) => (Mark::Ok, vec![format!("none with the {compared} other plugins of {dir}")]),
+                Err(conflict) => (Mark::Fail, vec![conflict.to_string()]),
+            };
         lines.extend(not_loaded);
         report.push("conflicts", mark, lines);
     }

@@ -11,6 +11,7 @@
 //! - `registry`: the immutable route table snapshot.
 //! - `watcher`: hot reload from the plugins folder.
 //! - `check`: `plughost plugin check`, the loader's and the registry's checks as a report.
+//! - `scaffold`: `plughost plugin new`, a new plugin crate from the template.
 
 mod bindings;
 mod cache;
@@ -19,6 +20,7 @@ mod engine;
 mod host;
 mod loader;
 pub mod registry;
+pub mod scaffold;
 pub mod watcher;
 
 use std::collections::BTreeMap;
@@ -37,6 +39,7 @@ use loader::LoadError;
 use registry::{LoadedPlugin, RouteConflict, RouteTable};
 
 use crate::config::{Config, PluginPolicy};
+use crate::metrics::Metrics;
 
 /// Why a call to a plugin produced no response. Mapped to HTTP in `http::error`.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,9 @@ pub struct Plugins {
     cache: cache::CodeCache,
     config: Arc<Config>,
     services: Arc<Services>,
+    /// Where loads, reloads and failures are counted, and where each route table takes its
+    /// routes' handles from.
+    metrics: Arc<Metrics>,
     /// The serving snapshot. Readers never block; writers hold `load_lock`.
     table: ArcSwap<RouteTable>,
     /// Serialises loads and unloads (watcher and API alike), so that each rebuild starts from the
@@ -99,6 +105,7 @@ impl Plugins {
         config: Arc<Config>,
         services: Services,
         cache_dir: Option<PathBuf>,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Plugins>> {
         let engine = engine::build((config.max_memory_mib() << 20) as usize)?;
         engine::start_epoch_ticker(&engine);
@@ -112,6 +119,7 @@ impl Plugins {
             cache,
             config,
             services: Arc::new(services),
+            metrics,
             table: ArcSwap::from_pointee(RouteTable::default()),
             load_lock: Mutex::new(()),
             last_errors: Mutex::new(BTreeMap::new()),
@@ -187,12 +195,13 @@ impl Plugins {
             Err(error) => return Err(self.record_failure(name, error.to_string())),
         };
         let others = current.plugins().filter(|other| *other.name != *name).cloned();
-        let table = match RouteTable::build(others.chain([plugin.clone()])) {
+        let table = match RouteTable::build(others.chain([plugin.clone()]), &self.metrics) {
             Ok(table) => table,
             Err(conflict) => return Err(self.record_failure(name, conflict.to_string())),
         };
         let replaced = current.plugin(name).is_some();
         self.table.store(Arc::new(table));
+        self.metrics.plugin_loaded(&plugin, current.plugin(name).map(Arc::as_ref));
         self.last_errors().remove(name);
         tracing::info!(
             %name,
@@ -211,15 +220,15 @@ impl Plugins {
         validate_name(name)?;
         let _serialised = self.load_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let current = self.routes();
-        if current.plugin(name).is_none() {
+        let Some(serving) = current.plugin(name) else {
             return Err(ModuleError::NotLoaded(name.to_owned()));
-        }
+        };
         let remaining = current.plugins().filter(|other| *other.name != *name).cloned();
-        let table = RouteTable::build(remaining).map_err(|conflict: RouteConflict| ModuleError::Failed {
-            name: name.to_owned(),
-            reason: conflict.to_string(),
+        let table = RouteTable::build(remaining, &self.metrics).map_err(|conflict: RouteConflict| {
+            ModuleError::Failed { name: name.to_owned(), reason: conflict.to_string() }
         })?;
         self.table.store(Arc::new(table));
+        self.metrics.plugin_unloaded(serving);
         tracing::info!(%name, "plugin unloaded");
         Ok(())
     }
@@ -335,6 +344,7 @@ impl Plugins {
 
     fn record_failure(&self, name: &str, reason: String) -> ModuleError {
         tracing::error!(%name, %reason, "plugin load failed; the serving version (if any) stays");
+        self.metrics.plugin_load_failed(name);
         self.last_errors().insert(name.to_owned(), reason.clone());
         ModuleError::Failed { name: name.to_owned(), reason }
     }

@@ -9,6 +9,7 @@ use super::PluginState;
 use super::bindings::HostProvidesPre;
 use super::bindings::types::{self, Manifest, Method};
 use crate::config::{Dialect, PluginPolicy};
+use crate::metrics::{Metrics, RouteMetrics};
 
 /// One loaded version of one plugin.
 pub struct LoadedPlugin {
@@ -34,15 +35,29 @@ pub enum RouteConflict {
 /// The path of each dialect's OpenAPI document, below the dialect's base; no plugin may claim it.
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
-/// The routes of one path template, by method, with whether each mutates.
+/// The routes of one path template, by method.
 struct PathRoutes {
     template: String,
-    methods: Vec<(Method, Arc<LoadedPlugin>, bool)>,
+    methods: Vec<Route>,
+}
+
+/// One method of one path template.
+struct Route {
+    method: Method,
+    plugin: Arc<LoadedPlugin>,
+    mutates: bool,
+    metrics: RouteMetrics,
 }
 
 /// What a request path and method resolve to.
 pub enum Lookup<'a> {
-    Found { plugin: &'a Arc<LoadedPlugin>, template: &'a str, params: Vec<(String, String)>, mutates: bool },
+    Found {
+        plugin: &'a Arc<LoadedPlugin>,
+        template: &'a str,
+        params: Vec<(String, String)>,
+        mutates: bool,
+        metrics: &'a RouteMetrics,
+    },
     WrongMethod,
     NotFound,
 }
@@ -81,10 +96,17 @@ pub fn method_name(method: Method) -> &'static str {
 
 impl RouteTable {
     /// A table serving `plugins`, in order: a route claimed twice is refused in favour of the
-    /// plugin that came first, so pass the already-serving plugins before a newcomer.
-    pub fn build(plugins: impl IntoIterator<Item = Arc<LoadedPlugin>>) -> Result<RouteTable, RouteConflict> {
+    /// plugin that came first, so pass the already-serving plugins before a newcomer. Each route
+    /// gets its handles from `metrics` once the whole table is known to be valid, so that a refused
+    /// plugin leaves no series behind.
+    pub fn build(
+        plugins: impl IntoIterator<Item = Arc<LoadedPlugin>>,
+        metrics: &Metrics,
+    ) -> Result<RouteTable, RouteConflict> {
         let mut table = RouteTable::default();
         let mut index_of: BTreeMap<String, usize> = BTreeMap::new();
+        // Per path, in `table.paths` order: (method, plugin, mutates) until the table is valid.
+        let mut claimed: Vec<Vec<(Method, Arc<LoadedPlugin>, bool)>> = Vec::new();
         for plugin in plugins {
             let dialect = plugin.dialect();
             for route in &plugin.manifest.routes {
@@ -100,11 +122,12 @@ impl RouteTable {
                             reason: error.to_string(),
                         })?;
                         table.paths.push(PathRoutes { template: route.path.clone(), methods: Vec::new() });
+                        claimed.push(Vec::new());
                         index_of.insert(key, index);
                         index
                     }
                 };
-                let methods = &mut table.paths[index].methods;
+                let methods = &mut claimed[index];
                 if let Some((_, owner, _)) = methods.iter().find(|(method, _, _)| *method == route.method) {
                     return Err(RouteConflict::Taken {
                         method: method_name(route.method),
@@ -116,6 +139,16 @@ impl RouteTable {
             }
             table.plugins.insert(plugin.name.clone(), plugin);
         }
+        for (path, methods) in table.paths.iter_mut().zip(claimed) {
+            path.methods = methods
+                .into_iter()
+                .map(|(method, plugin, mutates)| {
+                    let metrics =
+                        metrics.route(&plugin.name, plugin.dialect(), method_name(method), &path.template);
+                    Route { method, plugin, mutates, metrics }
+                })
+                .collect();
+        }
         Ok(table)
     }
 
@@ -125,8 +158,7 @@ impl RouteTable {
         let key = keyed(dialect, path);
         let Ok(matched) = self.router.at(&key) else { return Lookup::NotFound };
         let routes = &self.paths[*matched.value];
-        let Some((_, plugin, mutates)) = routes.methods.iter().find(|(candidate, _, _)| *candidate == method)
-        else {
+        let Some(route) = routes.methods.iter().find(|route| route.method == method) else {
             return Lookup::WrongMethod;
         };
         let mut params = Vec::new();
@@ -136,7 +168,13 @@ impl RouteTable {
             };
             params.push((key.to_owned(), value.into_owned()));
         }
-        Lookup::Found { plugin, template: &routes.template, params, mutates: *mutates }
+        Lookup::Found {
+            plugin: &route.plugin,
+            template: &routes.template,
+            params,
+            mutates: route.mutates,
+            metrics: &route.metrics,
+        }
     }
 
     pub fn plugin(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode, EventKind};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 
 use super::{Plugins, plugin_name};
@@ -42,6 +43,7 @@ pub fn watch(plugins: Arc<Plugins>) -> anyhow::Result<Watcher> {
                     Ok(events) => {
                         let mut names: Vec<String> = events
                             .iter()
+                            .filter(|event| may_change(&event.kind))
                             .flat_map(|event| event.paths.iter())
                             .filter_map(|path| plugin_name(path))
                             .collect();
@@ -62,4 +64,14 @@ pub fn watch(plugins: Arc<Plugins>) -> anyhow::Result<Watcher> {
         .context("cannot start the watcher thread")?;
     tracing::info!(dir = %dir.display(), "watching plugins folder");
     Ok(Watcher { _debouncer: debouncer })
+}
+
+/// Whether an event can mean that a file changed. Opening and reading a file are events too, and
+/// loading reads the file: reacting to those would load it again every debounce period, forever
+/// (recompiling a broken file ten times a second).
+fn may_change(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(access) => *access == AccessKind::Close(AccessMode::Write),
+        _ => true,
+    }
 }

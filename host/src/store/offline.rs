@@ -55,4 +55,9 @@ impl Db {
         )?;
         Ok(count as u64)
     }
+
+    pub fn count_all_offline(&self) -> Result<u64> {
+        let count: i64 = self.conn().query_row("SELECT COUNT(*) FROM offline", [], |row| row.get(0))?;
+        Ok(count as u64)
+    }
 }

@@ -52,4 +52,9 @@ impl Server {
         let (domain, node) = super::server::parts(account);
         Ok(self.db().count_offline(domain, node)?)
     }
+
+    /// How many stanzas wait in the offline queue, for every account together.
+    pub fn offline_total(&self) -> Result<u64, AccountError> {
+        Ok(self.db().count_all_offline()?)
+    }
 }

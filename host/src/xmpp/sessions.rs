@@ -237,6 +237,11 @@ impl Sessions {
         self.read().len()
     }
 
+    /// The number of bound resources, every account together.
+    pub fn count_sessions(&self) -> usize {
+        self.read().values().map(Vec::len).sum()
+    }
+
     /// Asks every session of `account` to close. Returns how many were asked.
     pub fn close_all(&self, account: &BareJid, reason: CloseReason) -> usize {
         self.close_matching(account, None, reason)

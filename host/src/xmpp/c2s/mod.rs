@@ -37,6 +37,7 @@ use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
 use super::sessions::{CloseReason, Outbound, SessionInfo, Show};
 use crate::config::C2sConfig;
+use crate::metrics::Metrics;
 use crate::shutdown::{self, Stage, Stages};
 use crate::store::{Credential, Mechanism};
 
@@ -60,6 +61,8 @@ pub struct C2s {
     server: Server,
     tls: TlsAcceptor,
     config: C2sConfig,
+    /// Counts connections and the stanzas of bound sessions.
+    metrics: Arc<Metrics>,
 }
 
 /// Why a connection ended early; logged at debug level, never shown to anyone else.
@@ -72,8 +75,8 @@ enum ConnectionError {
 }
 
 impl C2s {
-    pub fn new(server: Server, tls: TlsAcceptor, config: C2sConfig) -> Arc<C2s> {
-        Arc::new(C2s { server, tls, config })
+    pub fn new(server: Server, tls: TlsAcceptor, config: C2sConfig, metrics: Arc<Metrics>) -> Arc<C2s> {
+        Arc::new(C2s { server, tls, config, metrics })
     }
 
     /// Accepts connections until the server starts [`Stage::Draining`]; then closes the listener,
@@ -115,6 +118,7 @@ impl C2s {
     /// One connection; at [`Stage::Closing`], a connection still logging in is dropped and a
     /// bound session is closed with `system-shutdown`.
     async fn connection(self: Arc<Self>, socket: TcpStream, peer: SocketAddr, mut stages: Stages) {
+        let _counted = self.metrics.c2s_session();
         let _ = socket.set_nodelay(true);
         let meter = Meter::new(self.config.max_stanza);
         let mut connection = Connection { c2s: &self, peer, meter, secure: false, id: random_id() };
@@ -442,6 +446,7 @@ impl Connection<'_> {
                 },
                 element = self.next(&mut stream) => match element {
                     Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
+                        self.c2s.metrics.stanza_received(&stanza);
                         if let Err(error) = dispatch(&server, &jid, stanza) {
                             tracing::error!(%jid, %error, "stanza handling failed");
                         }
@@ -461,6 +466,7 @@ impl Connection<'_> {
                         if stream.feed(&stanza).await.is_err() {
                             break;
                         }
+                        self.c2s.metrics.stanza_sent(&stanza);
                     }
                     self.close(&mut stream, StreamCondition::SystemShutdown).await;
                     break "server shutdown".into();
@@ -479,9 +485,13 @@ impl Connection<'_> {
         inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
     ) -> std::io::Result<()> {
         stream.feed(&first).await?;
+        self.c2s.metrics.stanza_sent(&first);
         for _ in 1..WRITE_BATCH {
             match inbox.try_recv() {
-                Ok(Outbound::Stanza(stanza)) => stream.feed(&stanza).await?,
+                Ok(Outbound::Stanza(stanza)) => {
+                    stream.feed(&stanza).await?;
+                    self.c2s.metrics.stanza_sent(&stanza);
+                }
                 Ok(Outbound::Close(reason)) => {
                     // Put it back by closing right after the flush below.
                     SinkExt::<&Stanza>::flush(stream).await?;
