@@ -23,7 +23,8 @@
 //! - `modules`: the module routes, including the module plugin reloading and unloading itself.
 //! - `input`: malformed input of every kind gets a JSON 4xx, never a panic or an HTML page.
 //! - `hot_reload`: dropping, replacing (under load) and deleting plugin files; broken files.
-//! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
+//! - `containment`: traps, stack overflows, deadlines (in plugin code and host calls), memory and
+//!   response caps, health after repeated failures, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
 //! - `health`: `/healthz` and `/readyz` for orchestrators.
 //! - `metrics`: `GET /metrics` parsed as Prometheus would: per-route counts and latencies,
