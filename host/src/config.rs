@@ -219,6 +219,10 @@ pub struct Limits {
     pub deadline_ms: u64,
     /// Linear memory cap of one call, in MiB. Default: 64.
     pub memory_mib: u64,
+    /// The largest response body a plugin may answer, in MiB; a larger one is a 500 from the
+    /// host. The memory cap bounds what the host copies out of the guest; this bounds what it
+    /// sends. Default: 8.
+    pub max_response_mib: u64,
 }
 
 /// `[plugin.NAME]`: what one plugin may import, and its own limits.
@@ -230,6 +234,7 @@ pub struct PluginConfig {
     pub grants: Option<Vec<Capability>>,
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<u64>,
+    pub max_response_mib: Option<u64>,
 }
 
 /// A host interface of `wit/`, granted to plugins by name.
@@ -289,6 +294,7 @@ pub struct PluginPolicy {
     pub grants: Vec<Capability>,
     pub deadline_ms: u64,
     pub memory_mib: u64,
+    pub max_response_mib: u64,
 }
 
 impl Default for Config {
@@ -353,7 +359,7 @@ impl Default for C2sConfig {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { deadline_ms: 2000, memory_mib: 64 }
+        Limits { deadline_ms: 2000, memory_mib: 64, max_response_mib: 8 }
     }
 }
 
@@ -477,7 +483,7 @@ impl Config {
             bail!("`http`: max_body and the timeouts must be positive");
         }
         for (name, plugin) in &self.plugin {
-            if plugin.deadline_ms == Some(0) || plugin.memory_mib == Some(0) {
+            if [plugin.deadline_ms, plugin.memory_mib, plugin.max_response_mib].contains(&Some(0)) {
                 bail!("`plugin.{name}`: limits must be positive");
             }
         }
@@ -487,7 +493,7 @@ impl Config {
         if self.c2s.max_stanza < 4096 || self.c2s.idle_timeout_s == 0 || self.c2s.login_timeout_s == 0 {
             bail!("`c2s`: max_stanza must be at least 4096 and the timeouts positive");
         }
-        if self.limits.deadline_ms == 0 || self.limits.memory_mib == 0 {
+        if [self.limits.deadline_ms, self.limits.memory_mib, self.limits.max_response_mib].contains(&0) {
             bail!("`limits`: limits must be positive");
         }
         Ok(())
@@ -534,6 +540,7 @@ impl Config {
             grants: own.grants.unwrap_or_else(|| bundled_grants(name).to_vec()),
             deadline_ms: own.deadline_ms.unwrap_or(self.limits.deadline_ms),
             memory_mib: own.memory_mib.unwrap_or(self.limits.memory_mib),
+            max_response_mib: own.max_response_mib.unwrap_or(self.limits.max_response_mib),
         }
     }
 
@@ -615,6 +622,7 @@ mod tests {
         assert!(config.http.whitelist.is_none());
         assert_eq!(config.plugin_policy("other").grants, [Capability::Log]);
         assert_eq!(config.plugin_policy("other").deadline_ms, 2000);
+        assert_eq!(config.plugin_policy("other").max_response_mib, 8);
     }
 
     #[test]
@@ -668,5 +676,7 @@ mod tests {
         assert_eq!(policy.memory_mib, 128);
         assert_eq!(config.max_memory_mib(), 128);
         assert!(parse("[plugin.echo]\ngrants = [\"sockets\"]").is_err());
+        assert!(parse("[plugin.echo]\nmax_response_mib = 0").is_err());
+        assert!(parse("[limits]\nmax_response_mib = 0").is_err());
     }
 }

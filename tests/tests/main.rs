@@ -28,7 +28,8 @@
 //!   `system-shutdown`, exit 0, and the bound on how long the stop waits.
 //! - `crash`: SIGKILL at random moments under load loses no acknowledged account or message.
 //! - `hot_reload`: dropping, replacing (under load) and deleting plugin files; broken files.
-//! - `containment`: traps, deadlines, memory caps, ungranted imports and route conflicts.
+//! - `containment`: traps, stack overflows, deadlines (in plugin code and host calls), memory and
+//!   response caps, health after repeated failures, ungranted imports and route conflicts.
 //! - `startup`: the initial admin, the compiled-code cache and config errors.
 //! - `health`: `/healthz` and `/readyz` for orchestrators.
 //! - `metrics`: `GET /metrics` parsed as Prometheus would: per-route counts and latencies,

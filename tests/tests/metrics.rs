@@ -159,6 +159,32 @@ async fn traps_deadlines_and_memory_caps_are_counted_per_route() {
 }
 
 /// The `plughost_plugin_info` samples of `plugin`, as (version, sha256) pairs.
+#[tokio::test(flavor = "multi_thread")]
+async fn stack_overflows_oversized_answers_and_health_are_counted() {
+    let host = TestHost::builder().with_plugin("recurse").with_plugin("bigbody").start().await;
+    assert_eq!(host.get("/fixture/recurse").await.0, 500);
+    for _ in 0..5 {
+        assert_eq!(host.request(Method::GET, "/fixture/bigbody").send().await.status, 500);
+    }
+    let scrape = Scrape::of(&host).await;
+    let recurse = route("recurse", "GET", "/fixture/recurse");
+    let bigbody = route("bigbody", "GET", "/fixture/bigbody");
+    assert_eq!(scrape.value("plughost_plugin_traps_total", &recurse), 1.0);
+    assert_eq!(scrape.value("plughost_plugin_oversized_responses_total", &recurse), 0.0);
+    assert_eq!(scrape.value("plughost_plugin_oversized_responses_total", &bigbody), 5.0);
+    assert_eq!(scrape.value(REQUESTS, &with(&bigbody, ("class", "5xx"))), 5.0);
+    let healthy = |scrape: &Scrape, plugin| scrape.value("plughost_plugin_healthy", &[("plugin", plugin)]);
+    assert_eq!(healthy(&scrape, "recurse"), 1.0);
+    assert_eq!(healthy(&scrape, "bigbody"), 0.0);
+    assert_eq!(healthy(&scrape, "ping"), 1.0);
+    // A success clears it; an unload removes the series.
+    assert_eq!(host.request(Method::GET, "/fixture/bigbody?bytes=1").send().await.status, 200);
+    assert_eq!(host.delete("/module/recurse").await.0, 200);
+    let later = Scrape::of(&host).await;
+    assert_eq!(healthy(&later, "bigbody"), 1.0);
+    assert!(later.values("plughost_plugin_healthy", ValueType::Sample, &[("plugin", "recurse")]).is_empty());
+}
+
 fn info(scrape: &Scrape, plugin: &str) -> Vec<(String, String)> {
     let Some(metric) = scrape.metric("plughost_plugin_info") else { return Vec::new() };
     assert_eq!(metric.kind, Type::Gauge);
@@ -305,6 +331,8 @@ async fn every_metric_is_documented_and_process_metrics_are_plausible() {
         ("plughost_plugin_traps_total", Type::Counter),
         ("plughost_plugin_deadline_kills_total", Type::Counter),
         ("plughost_plugin_memory_limit_hits_total", Type::Counter),
+        ("plughost_plugin_oversized_responses_total", Type::Counter),
+        ("plughost_plugin_healthy", Type::Gauge),
         ("plughost_plugin_loads_total", Type::Counter),
         ("plughost_plugin_info", Type::Gauge),
         (REFUSED, Type::Counter),

@@ -68,7 +68,9 @@ impl ApiError {
             ApiError::Plugin(CallError::Deadline { .. } | CallError::Instantiate { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Plugin(CallError::MemoryLimit { .. } | CallError::Trap { .. })
+            ApiError::Plugin(
+                CallError::MemoryLimit { .. } | CallError::Trap { .. } | CallError::OversizedResponse { .. },
+            )
             | ApiError::InvalidPluginStatus { .. }
             | ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

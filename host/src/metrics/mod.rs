@@ -91,6 +91,7 @@ pub struct Metrics {
     route_deadline_kills: Family<RouteLabels, Counter>,
     route_traps: Family<RouteLabels, Counter>,
     route_memory_limit_hits: Family<RouteLabels, Counter>,
+    route_oversized_responses: Family<RouteLabels, Counter>,
     plugin_loads: Family<PluginLabels, Counter>,
     plugin_reloads: Family<PluginLabels, Counter>,
     plugin_unloads: Family<PluginLabels, Counter>,
@@ -98,6 +99,9 @@ pub struct Metrics {
     /// `1` for the serving version of each loaded plugin; changed only under the plugin host's
     /// load lock, so a reload removes exactly the series it replaces.
     plugin_info: Family<PluginInfoLabels, Gauge>,
+    /// `1` while a loaded plugin is healthy, `0` once its calls keep failing (see
+    /// `plugins::health`); set only when that changes, never per call.
+    plugin_healthy: Family<PluginLabels, Gauge>,
     /// By dialect (in `Dialect::ALL` order), then 4xx and 5xx: a refusal is never a success.
     refused: [[Counter; 2]; 2],
     /// By [`stanza_kind`]: received from clients, then sent to them.
@@ -117,6 +121,7 @@ pub struct RouteMetrics {
     deadline_kills: Counter,
     traps: Counter,
     memory_limit_hits: Counter,
+    oversized_responses: Counter,
 }
 
 /// Keeps one c2s connection counted in `plughost_c2s_sessions` until dropped.
@@ -164,6 +169,12 @@ impl Metrics {
             "Plugin calls that went over their memory cap (answered 500)",
             route_memory_limit_hits.clone(),
         );
+        let route_oversized_responses = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "plugin_oversized_responses",
+            "Plugin answers whose body was over the plugin's response cap (answered 500 by the host)",
+            route_oversized_responses.clone(),
+        );
         let plugin_loads = Family::<PluginLabels, Counter>::default();
         registry.register("plugin_loads", "Plugins loaded where none was serving", plugin_loads.clone());
         let plugin_reloads = Family::<PluginLabels, Counter>::default();
@@ -187,6 +198,13 @@ impl Metrics {
             "1 for the serving version of each loaded plugin, with its manifest version and the sha-256 \
              of its file",
             plugin_info.clone(),
+        );
+        let plugin_healthy = Family::<PluginLabels, Gauge>::default();
+        registry.register(
+            "plugin_healthy",
+            "1 while a loaded plugin is healthy, 0 after its latest calls all failed (deadline, trap, \
+             memory cap, oversized answer); a success or a reload sets it back to 1",
+            plugin_healthy.clone(),
         );
         let refused_family = Family::<RefusedLabels, Counter>::default();
         registry.register(
@@ -220,11 +238,13 @@ impl Metrics {
             route_deadline_kills,
             route_traps,
             route_memory_limit_hits,
+            route_oversized_responses,
             plugin_loads,
             plugin_reloads,
             plugin_unloads,
             plugin_load_failures,
             plugin_info,
+            plugin_healthy,
             refused,
             stanzas_in,
             stanzas_out,
@@ -270,6 +290,7 @@ impl Metrics {
             deadline_kills: self.route_deadline_kills.get_or_create_owned(&labels),
             traps: self.route_traps.get_or_create_owned(&labels),
             memory_limit_hits: self.route_memory_limit_hits.get_or_create_owned(&labels),
+            oversized_responses: self.route_oversized_responses.get_or_create_owned(&labels),
         }
     }
 
@@ -286,10 +307,17 @@ impl Metrics {
             }
         }
         self.plugin_info.get_or_create(&info_labels(plugin)).set(1);
+        self.plugin_health(&plugin.name, true);
+    }
+
+    /// Whether the serving version of `plugin` is healthy now.
+    pub fn plugin_health(&self, plugin: &str, healthy: bool) {
+        self.plugin_healthy.get_or_create(&PluginLabels { plugin: plugin.to_owned() }).set(healthy.into());
     }
 
     pub fn plugin_unloaded(&self, plugin: &LoadedPlugin) {
         self.plugin_info.remove(&info_labels(plugin));
+        self.plugin_healthy.remove(&PluginLabels { plugin: plugin.name.to_string() });
         self.plugin_unloads.get_or_create(&PluginLabels { plugin: plugin.name.to_string() }).inc();
     }
 
@@ -332,6 +360,7 @@ impl RouteMetrics {
             Some(CallError::Deadline { .. }) => &self.deadline_kills,
             Some(CallError::Trap { .. }) => &self.traps,
             Some(CallError::MemoryLimit { .. }) => &self.memory_limit_hits,
+            Some(CallError::OversizedResponse { .. }) => &self.oversized_responses,
             Some(CallError::Instantiate { .. }) | None => return,
         };
         counter.inc();

@@ -156,5 +156,6 @@ pub fn finish(
         policy,
         sha256: compiled.sha256,
         loaded_at,
+        health: Default::default(),
     }))
 }

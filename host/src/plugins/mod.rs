@@ -9,6 +9,7 @@
 //! - `cache`: compiled code on disk, keyed by content hash.
 //! - `loader`: file -> compiled, grant-checked, linked plugin.
 //! - `registry`: the immutable route table snapshot.
+//! - `health`: each loaded plugin's recent call failures, and the unhealthy rule.
 //! - `watcher`: hot reload from the plugins folder.
 //! - `check`: `plughost plugin check`, the loader's and the registry's checks as a report.
 //! - `scaffold`: `plughost plugin new`, a new plugin crate from the template.
@@ -17,6 +18,7 @@ mod bindings;
 mod cache;
 pub mod check;
 mod engine;
+pub mod health;
 mod host;
 mod loader;
 pub mod registry;
@@ -52,6 +54,8 @@ pub enum CallError {
     Trap { plugin: Arc<str>, message: String },
     #[error("plugin `{plugin}` could not be started: {message}")]
     Instantiate { plugin: Arc<str>, message: String },
+    #[error("plugin `{plugin}` answered a body of {bytes} bytes, over its cap of {max_response_mib} MiB")]
+    OversizedResponse { plugin: Arc<str>, bytes: usize, max_response_mib: u64 },
 }
 
 /// Why a module command failed. Mapped to the WIT `error` in `host::modules`.
@@ -187,6 +191,9 @@ impl Plugins {
         if let Some(serving) =
             current.plugin(name).filter(|serving| serving.sha256 == loader::sha256_hex(&wasm))
         {
+            // Asked to reload what is serving: the operator's way to clear its failures.
+            serving.health.reset();
+            self.metrics.plugin_health(name, true);
             self.last_errors().remove(name);
             return Ok(serving.clone());
         }
@@ -280,11 +287,36 @@ impl Plugins {
         })
     }
 
+    /// Runs one call and records its outcome in the plugin's health.
     fn call_blocking(
         self: &Arc<Self>,
         plugin: &LoadedPlugin,
         request: &Request,
     ) -> Result<Response, CallError> {
+        let outcome = self.run(plugin, request);
+        let changed = match &outcome {
+            Ok(_) => plugin.health.succeeded(),
+            Err(error) => plugin.health.failed(error),
+        };
+        // Only while this version serves, so that a call finishing after an unload or a reload
+        // leaves no stale series behind.
+        let serving =
+            || self.routes().plugin(&plugin.name).is_some_and(|serving| std::ptr::eq(&**serving, plugin));
+        if changed && serving() {
+            let healthy = outcome.is_ok();
+            if !healthy {
+                tracing::warn!(
+                    plugin = %plugin.name,
+                    failures = health::UNHEALTHY_AFTER,
+                    "plugin unhealthy: its latest calls all failed"
+                );
+            }
+            self.metrics.plugin_health(&plugin.name, healthy);
+        }
+        outcome
+    }
+
+    fn run(self: &Arc<Self>, plugin: &LoadedPlugin, request: &Request) -> Result<Response, CallError> {
         let mut store = self.store(plugin, Some(self.clone()));
         let request_id =
             request.headers.iter().find(|(name, _)| name == "x-request-id").map(|(_, id)| id.clone());
@@ -293,10 +325,23 @@ impl Plugins {
             plugin: plugin.name.clone(),
             message: format!("{error:#}"),
         })?;
-        instance
+        let response = instance
             .plughost_admin_handler()
             .call_handle(&mut store, request)
-            .map_err(|error| classify(&plugin.name, &plugin.policy, &store, error))
+            .map_err(|error| classify(&plugin.name, &plugin.policy, &store, error))?;
+        // The body is already in host memory (lifted, bounded by the plugin's memory cap); the
+        // cap keeps it from going further.
+        let max_response_mib = plugin.policy.max_response_mib;
+        if response.body.len() as u64 > max_response_mib << 20 {
+            let failure = CallError::OversizedResponse {
+                plugin: plugin.name.clone(),
+                bytes: response.body.len(),
+                max_response_mib,
+            };
+            tracing::warn!(error = %failure, request_id = store.data().request_id(), "plugin call failed");
+            return Err(failure);
+        }
+        Ok(response)
     }
 
     /// A store for one call of `plugin`, with its deadline and memory cap. `plugins` is `None`

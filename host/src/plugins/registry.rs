@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::PluginState;
 use super::bindings::HostProvidesPre;
 use super::bindings::types::{self, Manifest, Method};
+use super::health::Health;
 use crate::config::{Dialect, PluginPolicy};
 use crate::metrics::{Metrics, RouteMetrics};
 
@@ -21,6 +22,8 @@ pub struct LoadedPlugin {
     pub sha256: String,
     /// Seconds since the Unix epoch.
     pub loaded_at: u64,
+    /// How this version's recent calls went; a new version starts healthy.
+    pub health: Health,
 }
 
 /// Why a set of plugins cannot be served together.

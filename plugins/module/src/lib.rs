@@ -66,6 +66,10 @@ struct ModuleView {
     sha256: Option<String>,
     loaded_at: Option<u64>,
     last_error: Option<String>,
+    healthy: bool,
+    consecutive_failures: u32,
+    last_failure: Option<String>,
+    last_failure_at: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -99,6 +103,10 @@ impl From<ModuleInfo> for ModuleView {
             sha256: info.sha256,
             loaded_at: info.loaded_at,
             last_error: info.last_error,
+            healthy: info.healthy,
+            consecutive_failures: info.consecutive_failures,
+            last_failure: info.last_failure,
+            last_failure_at: info.last_failure_at,
         }
     }
 }
@@ -175,7 +183,14 @@ const MODULE: &str = r#"{
                 "file_present": {"type": "boolean"},
                 "sha256": {"type": ["string", "null"]},
                 "loaded_at": {"type": ["integer", "null"], "description": "Seconds since the Unix epoch"},
-                "last_error": {"type": ["string", "null"]}
+                "last_error": {"type": ["string", "null"]},
+                "healthy": {
+                    "type": "boolean",
+                    "description": "False after 5 failed calls in a row (deadline, trap, memory cap, oversized answer); a success or a reload clears it"
+                },
+                "consecutive_failures": {"type": "integer", "minimum": 0},
+                "last_failure": {"type": ["string", "null"]},
+                "last_failure_at": {"type": ["integer", "null"], "description": "Seconds since the Unix epoch"}
             },
             "required": ["module", "loaded"]
         }
@@ -191,6 +206,10 @@ const SHOW: Doc = Doc {
         sha-256 of the serving wasm, when it was loaded and the error of the last failed load. \
         The version, dialect, routes, sha-256 and load time are those of the serving version \
         (`null` or empty when none serves).\n\n\
+        `healthy` is false once the serving version's latest 5 calls all failed in ways the host \
+        answers for (deadline, trap, memory cap, oversized answer); a successful call or a reload \
+        (`PUT`, even of an unchanged file) clears it. `consecutive_failures` counts them, and \
+        `last_failure` and `last_failure_at` tell the latest.\n\n\
         A plugin that is not serving is a 404 with the same object, so that scripts that test the \
         status keep working; a name the host knows nothing of (or an invalid name) is a 404 with \
         only `module` and `loaded: false`.",

@@ -58,6 +58,7 @@ impl From<ModuleError> for Error {
 
 fn info(status: ModuleStatus) -> ModuleInfo {
     let loaded = status.loaded.as_deref();
+    let health = loaded.map(|plugin| plugin.health.report());
     ModuleInfo {
         name: status.name,
         loaded: loaded.is_some(),
@@ -69,5 +70,9 @@ fn info(status: ModuleStatus) -> ModuleInfo {
         sha256: loaded.map(|plugin| plugin.sha256.clone()),
         loaded_at: loaded.map(|plugin| plugin.loaded_at),
         last_error: status.last_error,
+        healthy: health.as_ref().is_none_or(|health| health.healthy),
+        consecutive_failures: health.as_ref().map_or(0, |health| health.consecutive_failures),
+        last_failure: health.as_ref().and_then(|health| health.last_failure.clone()),
+        last_failure_at: health.and_then(|health| health.last_failure_at),
     }
 }
