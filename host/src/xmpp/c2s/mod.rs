@@ -5,8 +5,6 @@
 //! The XML stream itself is tokio-xmpp's responder side of `xmlstream` (rxml underneath, which
 //! refuses DTDs and entity declarations); stanzas are xmpp-parsers types.
 
-mod metered;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,8 +28,8 @@ use tokio_xmpp::xmlstream::{
     AcceptedStream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmlStream, XmppStreamElement,
     accept_stream,
 };
+use wire::stream_guard::{Meter, Metered, refusal};
 
-use self::metered::{Meter, Metered, refusal};
 use super::Server;
 use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
