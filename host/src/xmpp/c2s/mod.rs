@@ -5,6 +5,8 @@
 //! The XML stream itself is tokio-xmpp's responder side of `xmlstream` (rxml underneath, which
 //! refuses DTDs and entity declarations); stanzas are xmpp-parsers types.
 
+mod throttle;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +32,7 @@ use tokio_xmpp::xmlstream::{
 };
 use wire::stream_guard::{Meter, Metered, refusal};
 
+use self::throttle::Throttle;
 use super::Server;
 use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
@@ -418,6 +421,8 @@ impl Connection<'_> {
         };
         server.sessions().register(jid.clone(), info, outbox);
         tracing::info!(%jid, peer = %self.peer, "c2s session bound");
+        let mut throttle = Throttle::new(self.c2s.config.max_stanzas_per_s, self.c2s.config.stanza_burst);
+        let mut throttled = 0u64;
         let ending = loop {
             tokio::select! {
                 outbound = inbox.recv() => match outbound {
@@ -442,11 +447,22 @@ impl Connection<'_> {
                     }
                     None => break "session queue closed".into(),
                 },
-                element = self.next(&mut stream) => match element {
+                element = self.next(&mut stream), if throttle.reading() => match element {
                     Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
                         self.c2s.metrics.stanza_received(&stanza);
                         if let Err(error) = dispatch(&server, &jid, stanza) {
                             tracing::error!(%jid, %error, "stanza handling failed");
+                        }
+                        if throttle.stanza_read() {
+                            self.c2s.metrics.c2s_throttled();
+                            if throttled == 0 {
+                                tracing::info!(
+                                    %jid,
+                                    rate = self.c2s.config.max_stanzas_per_s,
+                                    "c2s: client over the stanza rate, reading from it paused"
+                                );
+                            }
+                            throttled += 1;
                         }
                     }
                     Ok(Some(FallibleStreamElement::Ok(_))) => {}
@@ -458,6 +474,7 @@ impl Connection<'_> {
                     Ok(None) => break "client closed the stream".into(),
                     Err(ending) => break ending.to_string(),
                 },
+                () = throttle.paused(), if !throttle.reading() => throttle.retry(),
                 () = shutdown::reached(&mut stages, Stage::Closing) => {
                     // What was routed to the client before the shutdown still goes out.
                     while let Ok(Outbound::Stanza(stanza)) = inbox.try_recv() {
@@ -472,7 +489,7 @@ impl Connection<'_> {
             }
         };
         server.session_ended(&jid, &self.id);
-        tracing::info!(%jid, reason = %ending, "c2s session ended");
+        tracing::info!(%jid, reason = %ending, throttled, "c2s session ended");
     }
 
     /// Writes `first` and whatever else is already queued, then flushes once.
