@@ -21,7 +21,7 @@
 //!   ping, or a `plughost_c2s_sessions` gauge other than the number of clients;
 //! - a connection that cannot complete one more request within [`FINAL_TIMEOUT`] once the churn
 //!   is over;
-//! - (long version) resident memory more than 10% above its level after the warm-up.
+//! - resident memory at the end more than 10% above its level after the warm-up round.
 //!
 //! `PLUGHOST_LONG_TESTS=1` runs 500 file operations, the default 50 (for CI's time budget).
 
@@ -79,8 +79,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause between the end of a round and a reading of the server's memory, so that freed
 /// buffers and finished calls are gone.
 const QUIET: Duration = Duration::from_secs(1);
-/// The resident memory the end of the run may reach over the level after the warm-up (long
-/// version).
+/// How much the resident memory at the end may exceed its level after the warm-up round.
 const RSS_GROWTH: f64 = 0.10;
 
 /// The XMPP account of client `index`.
@@ -493,12 +492,11 @@ const WARM_UP: [FileOp; 13] = [
     FileOp::Install(Echo::V1),
 ];
 
-/// What a round of the churn does.
+/// What a round of the churn does: a script, then operations picked by the seeded generator.
 #[derive(Clone, Copy)]
-enum Plan {
-    Script(&'static [FileOp]),
-    /// This many operations picked by the seeded generator.
-    Random(usize),
+struct Plan {
+    script: &'static [FileOp],
+    random: usize,
 }
 
 /// The value of the sample `series` (a name with its labels, as exposed) in a scrape.
@@ -548,16 +546,9 @@ impl Churn {
     /// Performs the operations of `plan`; stops at the first one the host does not pick up,
     /// since what serves is then unknown.
     async fn run(&mut self, plan: Plan) {
-        let count = match plan {
-            Plan::Script(ops) => ops.len(),
-            Plan::Random(count) => count,
-        };
-        for number in 0..count {
+        for number in 0..plan.script.len() + plan.random {
             // Picked one at a time: what makes sense depends on the files as they are now.
-            let op = match plan {
-                Plan::Script(ops) => ops[number],
-                Plan::Random(_) => self.pick(),
-            };
+            let op = plan.script.get(number).copied().unwrap_or_else(|| self.pick());
             if let Err(why) = self.perform(op).await {
                 self.tally.failures.push(format!("churn operation {number} ({op:?}): {why}"));
                 return;
@@ -883,7 +874,8 @@ async fn round(
 #[tokio::test(flavor = "multi_thread")]
 async fn plugin_churn_under_load_fails_nothing_and_leaks_nothing() {
     let started = Instant::now();
-    let operations = if long_tests() { 500 } else { 50 };
+    // The long version warms up for longer: see the memory baseline below.
+    let (operations, warm_up) = if long_tests() { (500, 150) } else { (50, WARM_UP.len()) };
     let seed = test_seed("soak");
     let mut seeds = StdRng::seed_from_u64(seed);
     let host = TestHost::builder().plugins(&PLUGINS).start().await;
@@ -897,15 +889,23 @@ async fn plugin_churn_under_load_fails_nothing_and_leaks_nothing() {
     let mut churn = Churn::new(&host, model, seeds.random()).await;
     let mut summary = Summary::default();
 
-    // The baseline is taken after a warm-up round: the first compile of echo v2 fills the code
-    // cache, and the first calls of each route grow the allocator's pools, the call threads'
-    // stacks and SQLite's page cache, none of which is a leak. Both readings are taken with the
-    // same connections open and nothing in flight.
-    let clients =
-        round(&host, 0, clients, &mut churn, Plan::Script(&WARM_UP), &mut seeds, &mut summary).await;
+    // The memory baseline is taken after a warm-up round, because some memory is filled once
+    // and then reused, which is not a leak: the first compile of echo v2 fills the code cache;
+    // the first calls of each route grow the allocator's arenas and SQLite's page cache; and the
+    // pooling allocator keeps the pages of each instance slot it used resident (up to 1 MiB) for
+    // the next instance, while each new version of echo (a new module to wasmtime) is placed in
+    // slots its predecessors did not warm. Measured on 2 cores: RSS rises by about 7 MiB (50 to
+    // 57 MiB) over the first 200 to 300 operations, the number of mappings with it, and both then
+    // stay flat (2,000 operations end at 57 MiB too). The long version's warm-up of 150
+    // operations takes most of that rise; the 10% bound still fails a leak of about 10 KiB per
+    // operation over the 350 after it. The short version's warm-up is the script alone, which
+    // leaves more of the rise after the baseline: 5 runs grew by 4.4% to 6.6%, inside the same
+    // bound. Both readings are taken with the same connections open and nothing in flight.
+    let plan = Plan { script: &WARM_UP, random: warm_up - WARM_UP.len() };
+    let clients = round(&host, 0, clients, &mut churn, plan, &mut seeds, &mut summary).await;
     tokio::time::sleep(QUIET).await;
     let rss_start = host.rss();
-    let plan = Plan::Random(operations - WARM_UP.len());
+    let plan = Plan { script: &[], random: operations - warm_up };
     let clients = round(&host, 1, clients, &mut churn, plan, &mut seeds, &mut summary).await;
     tokio::time::sleep(QUIET).await;
     let rss_end = host.rss();
