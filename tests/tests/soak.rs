@@ -31,10 +31,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use plughost_tests::metrics::Scrape;
 use plughost_tests::xmpp::{XmppClient, bare, password_of};
 use plughost_tests::{
     Conn, Method, Reply, RequestBuilder, TestHost, json, long_tests, plugin_file, test_seed, write_atomically,
 };
+use prom_text_format_parser::ValueType;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
@@ -500,11 +502,6 @@ struct Plan {
     random: usize,
 }
 
-/// The value of the sample `series` (a name with its labels, as exposed) in a scrape.
-fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
 /// Changes the plugins folder, one operation at a time, and waits after each until the host shows
 /// its effect, so that [`EchoModel`] always knows what may serve.
 struct Churn {
@@ -692,9 +689,11 @@ impl Churn {
         if reply.status != 200 {
             return Err(format!("scrape: {} {}", reply.status, snippet(&reply.body)));
         }
-        let text = String::from_utf8_lossy(&reply.body);
-        Ok(sample(&text, &format!("plughost_plugin_load_failures_total{{plugin=\"{plugin}\"}}"))
-            .unwrap_or(0.0))
+        let scrape = Scrape::parse(&String::from_utf8_lossy(&reply.body));
+        let found =
+            scrape.values("plughost_plugin_load_failures_total", ValueType::Sample, &[("plugin", plugin)]);
+        // The series appears with the plugin's first failure.
+        Ok(found.first().copied().unwrap_or(0.0))
     }
 
     /// Waits until the host counted one more load failure of `plugin` than `before`: it has seen
@@ -862,11 +861,11 @@ async fn round(
         online.check(&owed[online.index]).await;
         summary.tally.failures.append(&mut online.failures);
     }
-    let scrape = host.scrape_request("/metrics").send().await;
-    let text = String::from_utf8_lossy(&scrape.body);
+    let scrape = Scrape::of(host).await;
     for gauge in ["plughost_c2s_sessions", "plughost_c2s_authenticated_sessions"] {
-        if sample(&text, gauge) != Some(CLIENTS as f64) {
-            summary.tally.failures.push(format!("round {number}: {gauge} is {:?}", sample(&text, gauge)));
+        let value = scrape.value(gauge, &[]);
+        if value != CLIENTS as f64 {
+            summary.tally.failures.push(format!("round {number}: {gauge} is {value}"));
         }
     }
     clients
