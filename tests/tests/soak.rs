@@ -899,7 +899,7 @@ async fn plugin_churn_under_load_fails_nothing_and_leaks_nothing() {
     // stay flat (2,000 operations end at 57 MiB too). The long version's warm-up of 150
     // operations takes most of that rise; the 10% bound still fails a leak of about 10 KiB per
     // operation over the 350 after it. The short version's warm-up is the script alone, which
-    // leaves more of the rise after the baseline: 10 runs grew by 3.1% to 7.6%, inside the same
+    // leaves more of the rise after the baseline: 15 runs grew by 3.1% to 7.6%, inside the same
     // bound. Both readings are taken with the same connections open and nothing in flight.
     let plan = Plan { script: &WARM_UP, random: warm_up - WARM_UP.len() };
     let clients = round(&host, 0, clients, &mut churn, plan, &mut seeds, &mut summary).await;
