@@ -31,7 +31,7 @@ use tokio_xmpp::xmlstream::{
     accept_stream,
 };
 
-use self::metered::{Meter, Metered, is_over_limit};
+use self::metered::{Meter, Metered, refusal};
 use super::Server;
 use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
@@ -523,8 +523,8 @@ impl Connection<'_> {
                 self.close(stream, StreamCondition::NotWellFormed).await;
                 Ok(None)
             }
-            Some(Err(ReadError::HardError(error))) if is_over_limit(&error) => {
-                tracing::info!(peer = %self.peer, limit = self.c2s.config.max_stanza, "c2s: stanza over the size limit");
+            Some(Err(ReadError::HardError(ref error))) if let Some(refused) = refusal(error) => {
+                tracing::info!(peer = %self.peer, "c2s: {refused}, closing the stream with policy-violation");
                 self.close(stream, StreamCondition::PolicyViolation).await;
                 Ok(None)
             }
