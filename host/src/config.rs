@@ -188,6 +188,14 @@ pub struct C2sConfig {
     /// The largest stanza accepted, in bytes; a larger one ends the stream with
     /// `policy-violation`. Default: 262144 (256 KiB).
     pub max_stanza: usize,
+    /// Stanzas one client may send per second, on average. Past it (and its burst), the server
+    /// stops reading from that client until it is back under the rate: a flood slows down its
+    /// own connection, not the server, and nothing is dropped. 0 turns the limit off.
+    /// Default: 100.
+    pub max_stanzas_per_s: u32,
+    /// Stanzas a client may send at once above the rate (a login alone sends a few dozen).
+    /// Default: 500.
+    pub stanza_burst: u32,
 }
 
 /// `[tls]`: certificates for STARTTLS. Without `cert` and `key`, a self-signed certificate for
@@ -353,6 +361,8 @@ impl Default for C2sConfig {
             idle_timeout_s: 300,
             login_timeout_s: 30,
             max_stanza: 256 * 1024,
+            max_stanzas_per_s: 100,
+            stanza_burst: 500,
         }
     }
 }
@@ -492,6 +502,11 @@ impl Config {
         }
         if self.c2s.max_stanza < 4096 || self.c2s.idle_timeout_s == 0 || self.c2s.login_timeout_s == 0 {
             bail!("`c2s`: max_stanza must be at least 4096 and the timeouts positive");
+        }
+        if self.c2s.max_stanzas_per_s > 0 && self.c2s.stanza_burst == 0 {
+            bail!(
+                "`c2s`: stanza_burst must be at least 1 while max_stanzas_per_s is set (0 turns the limit off)"
+            );
         }
         if [self.limits.deadline_ms, self.limits.memory_mib, self.limits.max_response_mib].contains(&0) {
             bail!("`limits`: limits must be positive");

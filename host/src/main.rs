@@ -271,6 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 plugins_dir,
                 data_dir: None,
             })?;
+            raise_open_file_limit();
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(plughost::run(config, shutdown_signal()))
         }
@@ -466,6 +467,18 @@ fn token(command: TokenCommand) -> anyhow::Result<()> {
             eprintln!("revoked token {id}");
             Ok(())
         }
+    }
+}
+
+/// Every connection holds a descriptor, and many systems still start services with a soft limit
+/// of 1024: raise it as far as the hard limit allows, as other XMPP servers do.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < 4096 => {
+            tracing::warn!(limit, "the open-file limit is low: each XMPP or HTTP connection takes one")
+        }
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
 }
 

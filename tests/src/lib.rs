@@ -12,6 +12,7 @@
 //! - [`wait_for`]: polls until something becomes true, or fails the test.
 //! - [`long_tests`] and [`test_seed`]: the long versions of the robustness tests, and seeds that
 //!   replay a randomised run.
+//! - [`metrics::Scrape`]: a parsed `GET /metrics`.
 //! - [`xmpp`]: the test certificate, a real XMPP client (tokio-xmpp over STARTTLS) and raw c2s
 //!   connections.
 //!
@@ -40,6 +41,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::net::{TcpSocket, TcpStream};
 
+pub mod metrics;
 pub mod xmpp;
 
 pub use hyper::Method;

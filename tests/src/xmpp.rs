@@ -531,6 +531,19 @@ impl XmppClient {
 }
 
 /// Whether a stanza's `from` is `expected`: equal, or any resource of it when it is bare.
+/// A chat each way between two online clients, each received with its body: the server still
+/// routes for them. `tag` makes the bodies unique.
+pub async fn still_chatting(alice: &mut XmppClient, bob: &mut XmppClient, tag: &str) {
+    chat_once(alice, bob, &format!("a→b {tag}")).await;
+    chat_once(bob, alice, &format!("b→a {tag}")).await;
+}
+
+async fn chat_once(from: &mut XmppClient, to: &mut XmppClient, text: &str) {
+    from.send_chat(to.jid().clone(), text).await;
+    let received = to.expect_chat_from(from.jid().clone()).await;
+    assert_eq!(body(&received), Some(text));
+}
+
 pub fn from_matches(from: Option<&Jid>, expected: &Jid) -> bool {
     match (from, expected.resource()) {
         (Some(from), Some(_)) => from == expected,

@@ -24,6 +24,8 @@
 //! - `input`: malformed input of every kind gets a JSON 4xx, never a panic or an HTML page.
 //! - `hostile_http`: slowloris and slow bodies, bodies far over the limit (memory watched),
 //!   thousands of random bodies, deeply nested JSON and XML.
+//! - `hostile_xmpp`: a 10 MB stanza, a stanza 20,000 elements deep, 2,000 silent connections
+//!   and a stanza flood, each while other clients keep chatting.
 //! - `shutdown`: SIGTERM and Ctrl-C: requests in flight answered, sessions told
 //!   `system-shutdown`, exit 0, and the bound on how long the stop waits.
 //! - `crash`: SIGKILL at random moments under load loses no acknowledged account or message.
@@ -49,6 +51,7 @@ mod containment;
 mod crash;
 mod health;
 mod hostile_http;
+mod hostile_xmpp;
 mod hot_reload;
 mod https;
 mod input;

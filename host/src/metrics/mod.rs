@@ -110,6 +110,8 @@ pub struct Metrics {
     /// Open c2s connections. Kept rather than read at scrape time because nothing else counts
     /// connections that have not bound a resource; it changes once per connection, not per stanza.
     c2s_sessions: Gauge,
+    /// Times a client went over `c2s.max_stanzas_per_s` and reading from it was paused.
+    c2s_throttled: Counter,
 }
 
 /// The handles of one route, cloned out of the families when the route table is built, so that a
@@ -230,6 +232,12 @@ impl Metrics {
         let (stanzas_in, stanzas_out) = (stanza_counters("in"), stanza_counters("out"));
         let c2s_sessions = Gauge::default();
         registry.register("c2s_sessions", "Open c2s connections, authenticated or not", c2s_sessions.clone());
+        let c2s_throttled = Counter::default();
+        registry.register(
+            "c2s_throttled",
+            "Times a client went over the stanza rate and reading from it was paused",
+            c2s_throttled.clone(),
+        );
         registry.register_collector(Box::new(collector::ScrapeTime { server, started }));
         Metrics {
             registry,
@@ -249,6 +257,7 @@ impl Metrics {
             stanzas_in,
             stanzas_out,
             c2s_sessions,
+            c2s_throttled,
         }
     }
 
@@ -340,6 +349,10 @@ impl Metrics {
 
     pub fn stanza_sent(&self, stanza: &Stanza) {
         self.stanzas_out[stanza_kind(stanza)].inc();
+    }
+
+    pub fn c2s_throttled(&self) {
+        self.c2s_throttled.inc();
     }
 
     /// Counts one c2s connection until the returned guard is dropped.

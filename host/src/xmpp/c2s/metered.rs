@@ -146,6 +146,7 @@ impl Nesting {
         self.depth > limit
     }
 
+    #[cfg(test)]
     pub fn depth(&self) -> usize {
         self.depth
     }

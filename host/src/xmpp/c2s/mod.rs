@@ -6,6 +6,7 @@
 //! refuses DTDs and entity declarations); stanzas are xmpp-parsers types.
 
 mod metered;
+mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use tokio_xmpp::xmlstream::{
 };
 
 use self::metered::{Meter, Metered, refusal};
+use self::throttle::Throttle;
 use super::Server;
 use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
@@ -420,6 +422,8 @@ impl Connection<'_> {
         };
         server.sessions().register(jid.clone(), info, outbox);
         tracing::info!(%jid, peer = %self.peer, "c2s session bound");
+        let mut throttle = Throttle::new(self.c2s.config.max_stanzas_per_s, self.c2s.config.stanza_burst);
+        let mut throttled = 0u64;
         let ending = loop {
             tokio::select! {
                 outbound = inbox.recv() => match outbound {
@@ -444,11 +448,22 @@ impl Connection<'_> {
                     }
                     None => break "session queue closed".into(),
                 },
-                element = self.next(&mut stream) => match element {
+                element = self.next(&mut stream), if throttle.reading() => match element {
                     Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
                         self.c2s.metrics.stanza_received(&stanza);
                         if let Err(error) = dispatch(&server, &jid, stanza) {
                             tracing::error!(%jid, %error, "stanza handling failed");
+                        }
+                        if throttle.stanza_read() {
+                            self.c2s.metrics.c2s_throttled();
+                            if throttled == 0 {
+                                tracing::info!(
+                                    %jid,
+                                    rate = self.c2s.config.max_stanzas_per_s,
+                                    "c2s: client over the stanza rate, reading from it paused"
+                                );
+                            }
+                            throttled += 1;
                         }
                     }
                     Ok(Some(FallibleStreamElement::Ok(_))) => {}
@@ -460,6 +475,7 @@ impl Connection<'_> {
                     Ok(None) => break "client closed the stream".into(),
                     Err(ending) => break ending.to_string(),
                 },
+                () = throttle.paused(), if !throttle.reading() => throttle.retry(),
                 () = shutdown::reached(&mut stages, Stage::Closing) => {
                     // What was routed to the client before the shutdown still goes out.
                     while let Ok(Outbound::Stanza(stanza)) = inbox.try_recv() {
@@ -474,7 +490,7 @@ impl Connection<'_> {
             }
         };
         server.session_ended(&jid, &self.id);
-        tracing::info!(%jid, reason = %ending, "c2s session ended");
+        tracing::info!(%jid, reason = %ending, throttled, "c2s session ended");
     }
 
     /// Writes `first` and whatever else is already queued, then flushes once.
