@@ -29,6 +29,9 @@
 //! - `shutdown`: SIGTERM and Ctrl-C: requests in flight answered, sessions told
 //!   `system-shutdown`, exit 0, and the bound on how long the stop waits.
 //! - `crash`: SIGKILL at random moments under load loses no acknowledged account or message.
+//! - `soak`: plugin files replaced, deleted, re-added and broken hundreds of times under a mixed
+//!   admin workload with XMPP clients online: no unexplained failure, no leak, no stuck
+//!   connection.
 //! - `hot_reload`: dropping, replacing (under load) and deleting plugin files; broken files.
 //! - `containment`: traps, stack overflows, deadlines (in plugin code and host calls), memory and
 //!   response caps, health after repeated failures, ungranted imports and route conflicts.
@@ -66,6 +69,7 @@ mod roster;
 mod security;
 mod sessions;
 mod shutdown;
+mod soak;
 mod startup;
 mod tokens;
 mod users;
