@@ -7,8 +7,9 @@
 //! - `test [ARGS]`: `build`, the test fixtures of `tests/plugins/` at `target/test-plugins/`, the
 //!   PyPI tools of `tests/requirements.txt` in `target/py`, then
 //!   `cargo test --release -p plughost -p plughost-tests -p sdk ARGS`.
-//! - `bench [ARGS]`: `build --features bench-native`, the fixtures, then the `bench` binary of
-//!   `plughost-tests` with ARGS (`--quick` for a short run).
+//! - `bench [ARGS]`: `build --features bench-native`, the fixtures, the `bench` and `baseline`
+//!   binaries of `plughost-tests`, then `bench` with ARGS (`--quick` for a short run, `--report`
+//!   to write `target/bench-report.md`).
 //!
 //! Paths under `target/` are a contract with scripts outside the repo: they are always relative to
 //! the workspace root, even when `CARGO_TARGET_DIR` points elsewhere (then the outputs are copied
@@ -37,7 +38,8 @@ commands:
   run [-- ARGS]          build, then `plughost serve --config plughost.toml ARGS`
   test [ARGS]            build the host, plugins and test fixtures, then
                          `cargo test --release -p plughost -p plughost-tests ARGS`
-  bench [ARGS]           build with the bench-native feature, then run the bench (ARGS: --quick)";
+  bench [ARGS]           build with the bench-native feature, then run the bench
+                         (ARGS: --quick, --report to write target/bench-report.md)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,9 +72,12 @@ fn main() -> Result<()> {
             let workspace = Workspace::load()?;
             workspace.build(Some("bench-native"))?;
             workspace.build_fixtures()?;
-            let mut bench = workspace.cargo();
-            bench.args(["run", "--release", "-p", "plughost-tests", "--bin", "bench", "--"]);
-            run(bench.args(rest))
+            // Built in one step into one folder: the bench starts `baseline` from next to itself.
+            let mut build = workspace.cargo();
+            build.args(["build", "--release", "-p", "plughost-tests", "--bin", "bench", "--bin", "baseline"]);
+            run(&mut build)?;
+            let mut bench = Command::new(workspace.target_dir.join("release").join("bench"));
+            run(bench.current_dir(&workspace.root).args(rest))
         }
         "help" | "-h" | "--help" => {
             println!("{USAGE}");
