@@ -10,8 +10,9 @@
 //!   `fuzz` for `PLUGHOST_FUZZ_SECONDS` (default 60, 0 skips it) per target.
 //! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target of `fuzz/` (all by default) for N
 //!   seconds (default 60), seeded with its checked-in corpus; fails on the first crash.
-//! - `bench [ARGS]`: `build --features bench-native`, the fixtures, then the `bench` binary of
-//!   `plughost-tests` with ARGS (`--quick` for a short run).
+//! - `bench [ARGS]`: `build --features bench-native`, the fixtures, the `bench` and `baseline`
+//!   binaries of `plughost-tests`, then `bench` with ARGS (`--quick` for a short run, `--report`
+//!   to write `target/bench-report.md`).
 //!
 //! Paths under `target/` are a contract with scripts outside the repo: they are always relative to
 //! the workspace root, even when `CARGO_TARGET_DIR` points elsewhere (then the outputs are copied
@@ -50,7 +51,8 @@ commands:
                          then `fuzz` for PLUGHOST_FUZZ_SECONDS (default 60, 0 skips) per target
   fuzz [--seconds N] [TARGET...]
                          run each fuzz target of fuzz/ (all by default) for N seconds (default 60)
-  bench [ARGS]           build with the bench-native feature, then run the bench (ARGS: --quick)";
+  bench [ARGS]           build with the bench-native feature, then run the bench
+                         (ARGS: --quick, --report to write target/bench-report.md)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -112,9 +114,12 @@ fn main() -> Result<()> {
             let workspace = Workspace::load()?;
             workspace.build(Some("bench-native"))?;
             workspace.build_fixtures()?;
-            let mut bench = workspace.cargo();
-            bench.args(["run", "--release", "-p", "plughost-tests", "--bin", "bench", "--"]);
-            run(bench.args(rest))
+            // Built in one step into one folder: the bench starts `baseline` from next to itself.
+            let mut build = workspace.cargo();
+            build.args(["build", "--release", "-p", "plughost-tests", "--bin", "bench", "--bin", "baseline"]);
+            run(&mut build)?;
+            let mut bench = Command::new(workspace.target_dir.join("release").join("bench"));
+            run(bench.current_dir(&workspace.root).args(rest))
         }
         "help" | "-h" | "--help" => {
             println!("{USAGE}");

@@ -2,41 +2,54 @@
 //! host, and how long a hot reload takes, measured in one run on one machine.
 //!
 //! It starts the release binary (built with the `bench-native` feature, which adds
-//! `GET {base}/native/ping` behind the same access layer) with the harness, then:
-//! 1. loads `GET /admin_rest/ping` (plugin) and `GET /admin_rest/native/ping` (native) in turns,
-//!    twice each, from N keep-alive HTTP/1.1 connections for a fixed time after a warm-up, and
-//!    prints requests/s, p50 and p99 of each. The `user` plugin's `GET /admin_rest/users/count`
-//!    and `GET /admin_rest/user/NAME` (an account with one online XMPP session and a three-item
-//!    roster) take their turns in the same rounds, and their mean throughput is printed as a
-//!    ratio of the native route's;
+//! `GET {base}/native/ping` behind the same access layer) with the harness, and the `baseline`
+//! binary next to this one (a bare axum handler: no authentication, no plugin), then:
+//! 1. loads `GET /admin_rest/ping` (plugin), `GET /admin_rest/native/ping` (native) and the
+//!    baseline's `GET /ping` (bare-axum) in turns, twice each, from N keep-alive HTTP/1.1
+//!    connections for a fixed time after a warm-up, and prints requests/s, p50 and p99 of each.
+//!    The bare-axum figure is the limit of the HTTP stack on this machine, so the plugin route's
+//!    throughput is printed as a fraction of it as well as of the native route's. The `user`
+//!    plugin's `GET /admin_rest/users/count` and `GET /admin_rest/user/NAME` (an account with one
+//!    online XMPP session and a three-item roster) take their turns in the same rounds, and their
+//!    mean throughput is printed as a ratio of the native route's;
 //! 2. replaces `echo.wasm` with its other version many times and prints p50/p99 of the time from
 //!    the rename to the new version answering;
 //! 3. `POST /admin_rest/message/NAME` (the `message` plugin) to an online raw XMPP client: p50/p99
 //!    of the time from writing the HTTP request to the client reading the stanza, one at a time
 //!    and matched by a unique body, then the HTTP throughput from N connections with every
 //!    message delivered;
-//! 4. XMPP (c2s): messages/s from one logged-in client to another over TLS with p50/p99 of the
-//!    time from send to receive, the same latency one message at a time, the time a real client
-//!    (tokio-xmpp) takes to log in (TLS + SCRAM-SHA-256 + bind), and the server's resident memory
-//!    with 1,000 and 5,000 idle authenticated connections.
+//! 4. XMPP (c2s): messages/s from one logged-in client to another over TLS (with the per-client
+//!    stanza rate limit off) with p50/p99 of the time from send to receive, the same latency one
+//!    message at a time, the time a real client (tokio-xmpp) takes to log in (TLS +
+//!    SCRAM-SHA-256 + bind), and the server's resident memory with 1,000 and 5,000 idle
+//!    authenticated connections.
 //!
-//! Its last line is `plugin/native throughput ratio: R`.
+//! With `--report` it also writes every figure, with the date, commit, machine and settings, as
+//! one markdown table to `target/bench-report.md` of the workspace root. Its last line is
+//! `plugin/native throughput ratio: R`, after `plugin/bare-axum throughput ratio: R`.
 //!
-//! Flags: `--quick` (short run), `--connections N`, `--seconds S`, `--reloads N`, `--logins N`,
-//! `--idle N,M` (idle connection counts), `--window N` (messages in flight), `--messages N`
-//! (sequential admin messages timed), `--no-xmpp` (no c2s: skips `user/NAME`, the admin messages
-//! and section 4, keeps `users/count`).
+//! Flags: `--quick` (short run), `--report`, `--connections N`, `--seconds S`, `--reloads N`,
+//! `--logins N`, `--idle N,M` (idle connection counts), `--window N` (messages in flight),
+//! `--messages N` (sequential admin messages timed), `--no-xmpp` (no c2s: skips `user/NAME`, the
+//! admin messages and section 4, keeps `users/count`).
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::HOST;
 use plughost_tests::xmpp::{Ask, RawConn as XmppRaw, Subscription, XmppClient, bare, full};
-use plughost_tests::{ADMIN, ADMIN_PASSWORD, BASE, Method, TestHost, basic, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use plughost_tests::{ADMIN, ADMIN_PASSWORD, BASE, Conn, Method, TestHost, basic, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
 use tokio::sync::{Notify, mpsc};
 use tokio_xmpp::parsers::roster::{Group, Item};
 
@@ -64,6 +77,10 @@ struct Settings {
     /// Admin messages sent one at a time for the end-to-end latency.
     messages: usize,
     xmpp: bool,
+    /// Write `target/bench-report.md`.
+    report: bool,
+    /// The arguments as given, for the report's command line.
+    args: Vec<String>,
 }
 
 impl Settings {
@@ -78,8 +95,10 @@ impl Settings {
             window: 64,
             messages: 2000,
             xmpp: true,
+            report: false,
+            args: std::env::args().skip(1).collect(),
         };
-        let mut args = std::env::args().skip(1);
+        let mut args = settings.args.clone().into_iter();
         while let Some(arg) = args.next() {
             let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
             match arg.as_str() {
@@ -104,9 +123,11 @@ impl Settings {
                         .context("--idle N,M")?;
                 }
                 "--no-xmpp" => settings.xmpp = false,
+                "--report" => settings.report = true,
                 other => bail!(
-                    "unknown argument {other}; usage: bench [--quick] [--connections N] [--seconds S] \
-                     [--reloads N] [--logins N] [--idle N,M] [--window N] [--messages N] [--no-xmpp]"
+                    "unknown argument {other}; usage: bench [--quick] [--report] [--connections N] \
+                     [--seconds S] [--reloads N] [--logins N] [--idle N,M] [--window N] [--messages N] \
+                     [--no-xmpp]"
                 ),
             }
         }
@@ -117,13 +138,17 @@ impl Settings {
 #[tokio::main]
 async fn main() -> Result<()> {
     let settings = Settings::from_args()?;
+    let mut report = Report::new();
     // The message plugin is measured when it is built (`cargo xtask build` builds every plugin).
     let messages = plughost_tests::workspace_root().join("target/plugins/message.wasm").exists();
     let mut plugins = vec!["ping", "module", "user", "echo"];
     if messages {
         plugins.push("message");
     }
-    let host = TestHost::builder().plugins(&plugins).rust_log("warn").start().await;
+    // The per-client stanza rate limit is off: the XMPP figures are those of the message path,
+    // and a sender held to `max_stanzas_per_s` would only measure the limit.
+    let host =
+        TestHost::builder().plugins(&plugins).c2s("max_stanzas_per_s = 0").rust_log("warn").start().await;
     let native = host.get("/native/ping").await;
     if native != (200, json!({"result": "PONG"})) {
         bail!(
@@ -136,63 +161,23 @@ async fn main() -> Result<()> {
     if status != 200 || !count["result"]["count"].is_u64() {
         bail!("GET {BASE}/users/count answered {status} {count}");
     }
+    let baseline = Baseline::start().await?;
+    let plugin_pong = host.request(Method::GET, "/ping").send().await.body;
+    let bare_pong = baseline.ping().await?;
+    if bare_pong != plugin_pong {
+        bail!("the baseline answered GET /ping with {bare_pong:?}, the ping plugin with {plugin_pong:?}");
+    }
     // Held open (and online) while `GET /user/NAME` is measured.
     let shown = match settings.xmpp {
         true => Some(shown_user(&host).await?),
         false => None,
     };
 
-    println!(
-        "{} keep-alive connections, {:?} warm-up, {:?} measured per round",
-        settings.connections, settings.warmup, settings.measure
-    );
-    let shown_path = format!("/user/{SHOWN}");
-    let mut routes = vec![
-        ("plugin", "/ping".to_owned()),
-        ("native", "/native/ping".to_owned()),
-        ("plugin", "/users/count".to_owned()),
-    ];
-    if shown.is_some() {
-        routes.push(("plugin", shown_path.clone()));
-    }
-    let mut results: Vec<Vec<Run>> = routes.iter().map(|_| Vec::new()).collect();
-    for round in 1..=2 {
-        for ((name, path), runs) in routes.iter().zip(&mut results) {
-            let request = get_request(host.http_addr(), &format!("{BASE}{path}"));
-            let run = load(host.http_addr(), &request, &settings).await?;
-            println!(
-                "round {round} {name:<6} GET {BASE}{path:<13} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
-                run.per_second,
-                millis(run.p50),
-                millis(run.p99)
-            );
-            runs.push(run);
-        }
-    }
-    let mean = |runs: &[Run]| runs.iter().map(|run| run.per_second).sum::<f64>() / runs.len() as f64;
-    let (plugin_rate, native_rate) = (mean(&results[0]), mean(&results[1]));
-    println!("plugin mean {plugin_rate:.0} req/s, native mean {native_rate:.0} req/s");
-    for ((_, path), runs) in routes.iter().zip(&results).skip(2) {
-        let rate = mean(runs);
-        let worst = |pick: fn(&Run) -> Duration| runs.iter().map(pick).max().unwrap_or_default();
-        let target = match path.as_str() {
-            "/users/count" => format!(
-                "  [target >= {USERS_COUNT_TARGET:.0} req/s: {}]",
-                if rate >= USERS_COUNT_TARGET { "met" } else { "NOT MET" }
-            ),
-            _ => String::new(),
-        };
-        println!(
-            "plugin GET {BASE}{path:<13} mean {rate:>9.0} req/s = {:.2} x native ping  \
-             (worst round: p50 {:.3} ms  p99 {:.3} ms){target}",
-            rate / native_rate,
-            millis(worst(|run| run.p50)),
-            millis(worst(|run| run.p99)),
-        );
-    }
+    let pings = route_rounds(&host, baseline.addr, shown.is_some(), &settings, &mut report).await?;
+    baseline.stop().await?;
     if let Some(client) = shown {
         // The session must have stayed up for the figure to be the one described.
-        let (_, body) = host.get(&shown_path).await;
+        let (_, body) = host.get(&format!("/user/{SHOWN}")).await;
         let sessions = body["result"]["user"]["sessions"].as_array().map_or(0, Vec::len);
         if sessions != 1 {
             bail!("{SHOWN} has {sessions} sessions after the load instead of 1: {body}");
@@ -202,25 +187,137 @@ async fn main() -> Result<()> {
 
     let mut reloads = reload_times(&host, settings.reloads).await?;
     reloads.sort();
+    let Some(&max) = reloads.last() else { bail!("--reloads 0: no reload was timed") };
+    let (p50, p99) = (millis(percentile(&reloads, 50.0)), millis(percentile(&reloads, 99.0)));
     println!(
-        "reload ({} replacements of echo.wasm, rename to new version answering): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        "reload ({} replacements of echo.wasm, rename to new version answering): p50 {p50:.1} ms  \
+         p99 {p99:.1} ms  max {:.1} ms",
         reloads.len(),
-        millis(percentile(&reloads, 50.0)),
-        millis(percentile(&reloads, 99.0)),
-        millis(*reloads.last().unwrap())
+        millis(max)
+    );
+    report.add(
+        format!("hot reload: rename of echo.wasm to the new version answering ({} times)", reloads.len()),
+        format!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms", millis(max)),
+        "",
     );
 
     if settings.xmpp {
         if messages {
-            admin_messages(&host, &settings).await?;
+            admin_messages(&host, &settings, &mut report).await?;
         } else {
             println!("admin messages: skipped, target/plugins/message.wasm is not built");
+            report.add("admin messages", "skipped: target/plugins/message.wasm is not built", "");
         }
-        xmpp_figures(&host, &settings).await?;
+        xmpp_figures(&host, &settings, &mut report).await?;
     }
 
-    println!("plugin/native throughput ratio: {:.2}", plugin_rate / native_rate);
+    if settings.report {
+        let path = report.write(&settings)?;
+        println!("report written to {}", path.display());
+    }
+    println!("native/bare-axum throughput ratio: {:.2}", pings.native / pings.bare);
+    println!("plugin/bare-axum throughput ratio: {:.2}", pings.plugin / pings.bare);
+    println!("plugin/native throughput ratio: {:.2}", pings.plugin / pings.native);
     Ok(())
+}
+
+/// The mean throughput of each ping route, in requests/s.
+struct PingRates {
+    plugin: f64,
+    native: f64,
+    bare: f64,
+}
+
+/// Loads the three ping routes (plugin, native, and the baseline's at `bare`), then
+/// `GET /users/count` and, when `shown`, `GET /user/NAME`, in turns, twice each; prints and
+/// reports each route's mean throughput and its worst round's latencies.
+async fn route_rounds(
+    host: &TestHost,
+    bare: SocketAddr,
+    shown: bool,
+    settings: &Settings,
+    report: &mut Report,
+) -> Result<PingRates> {
+    println!(
+        "{} keep-alive connections, {:?} warm-up, {:?} measured per round",
+        settings.connections, settings.warmup, settings.measure
+    );
+    let http = host.http_addr();
+    let users_count = format!("{BASE}/users/count");
+    let mut routes = vec![
+        ("plugin", http, format!("{BASE}/ping")),
+        ("native", http, format!("{BASE}/native/ping")),
+        ("bare-axum", bare, "/ping".to_owned()),
+        ("plugin", http, users_count.clone()),
+    ];
+    if shown {
+        routes.push(("plugin", http, format!("{BASE}/user/{SHOWN}")));
+    }
+    let mut results: Vec<Vec<Run>> = routes.iter().map(|_| Vec::new()).collect();
+    for round in 1..=2 {
+        for ((name, addr, path), runs) in routes.iter().zip(&mut results) {
+            // The baseline gets the same request as plughost, credentials included: it ignores
+            // them, but reads the same bytes.
+            let request = get_request(*addr, path);
+            let run = load(*addr, &request, settings).await?;
+            println!(
+                "round {round} {name:<9} GET {path:<24} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
+                run.per_second,
+                millis(run.p50),
+                millis(run.p99)
+            );
+            runs.push(run);
+        }
+    }
+    let summaries: Vec<Run> = results.iter().map(|runs| Run::summary(runs)).collect();
+    let (plugin, native, bare) = (&summaries[0], &summaries[1], &summaries[2]);
+    println!(
+        "plugin mean {:.0} req/s, native mean {:.0} req/s, bare-axum mean {:.0} req/s",
+        plugin.per_second, native.per_second, bare.per_second
+    );
+    report.add(
+        "bare-axum GET /ping (axum handler: no auth, no plugin)",
+        bare.figure("req/s"),
+        "the HTTP stack's limit",
+    );
+    report.add(
+        format!("native GET {BASE}/native/ping (auth, handler in the host)"),
+        native.figure("req/s"),
+        format!("native/bare-axum {:.2}", native.per_second / bare.per_second),
+    );
+    report.add(
+        format!("plugin GET {BASE}/ping (auth, ping plugin)"),
+        plugin.figure("req/s"),
+        format!(
+            "plugin/native {:.2}, plugin/bare-axum {:.2}",
+            plugin.per_second / native.per_second,
+            plugin.per_second / bare.per_second
+        ),
+    );
+    for ((_, _, path), summary) in routes.iter().zip(&summaries).skip(3) {
+        let rate = summary.per_second;
+        let versus_native = format!("{:.2} x native ping", rate / native.per_second);
+        let target = (*path == users_count).then(|| {
+            format!(
+                "target >= {USERS_COUNT_TARGET:.0} req/s: {} ({:.2} x target)",
+                if rate >= USERS_COUNT_TARGET { "met" } else { "NOT MET" },
+                rate / USERS_COUNT_TARGET
+            )
+        });
+        println!(
+            "plugin GET {path:<24} mean {rate:>9.0} req/s = {versus_native}  \
+             (worst round: p50 {:.3} ms  p99 {:.3} ms){}",
+            millis(summary.p50),
+            millis(summary.p99),
+            target.as_ref().map(|target| format!("  [{target}]")).unwrap_or_default()
+        );
+        let ratio = match target {
+            Some(target) => format!("{versus_native}; {target}"),
+            None => versus_native,
+        };
+        report.add(format!("plugin GET {path}"), summary.figure("req/s"), ratio);
+    }
+    Ok(PingRates { plugin: plugin.per_second, native: native.per_second, bare: bare.per_second })
 }
 
 /// Creates [`SHOWN`] with three contacts in its roster (roster sets from its own client, so
@@ -266,6 +363,30 @@ struct Run {
     completed: u64,
     p50: Duration,
     p99: Duration,
+}
+
+impl Run {
+    /// The rounds of one route together: the mean throughput, every request answered, and the
+    /// worst round's latencies.
+    fn summary(runs: &[Run]) -> Run {
+        let worst = |pick: fn(&Run) -> Duration| runs.iter().map(pick).max().unwrap_or_default();
+        Run {
+            per_second: runs.iter().map(|run| run.per_second).sum::<f64>() / runs.len() as f64,
+            completed: runs.iter().map(|run| run.completed).sum(),
+            p50: worst(|run| run.p50),
+            p99: worst(|run| run.p99),
+        }
+    }
+
+    /// The throughput in `unit` and the latencies, as the report shows them.
+    fn figure(&self, unit: &str) -> String {
+        format!(
+            "{:.0} {unit}, p50 {:.3} ms, p99 {:.3} ms",
+            self.per_second,
+            millis(self.p50),
+            millis(self.p99)
+        )
+    }
 }
 
 /// An authenticated `GET target`, ready to write.
@@ -428,7 +549,7 @@ impl RawConn {
 /// from writing each request to the client reading its stanza, one message at a time (matched by
 /// a unique body), then the HTTP throughput from `settings.connections` connections with every
 /// message checked as delivered.
-async fn admin_messages(host: &TestHost, settings: &Settings) -> Result<()> {
+async fn admin_messages(host: &TestHost, settings: &Settings, report: &mut Report) -> Result<()> {
     let c2s = host.c2s_addr().context("the ready line names no c2s address")?;
     let http = host.http_addr();
     host.create_user(RECIPIENT, "bench-pw").await;
@@ -476,25 +597,38 @@ async fn admin_messages(host: &TestHost, settings: &Settings) -> Result<()> {
         }
     }
     let elapsed = started.elapsed();
-    if end_to_end.is_empty() {
-        bail!("--messages 0: no admin message was timed");
-    }
     end_to_end.sort();
     answered.sort();
-    let p99 = percentile(&end_to_end, 99.0);
+    let Some(&max) = end_to_end.last() else { bail!("--messages 0: no admin message was timed") };
+    let (p50, p99) = (percentile(&end_to_end, 50.0), percentile(&end_to_end, 99.0));
+    let (reply_p50, reply_p99) = (percentile(&answered, 50.0), percentile(&answered, 99.0));
+    let target_p99 = MESSAGE_P99_TARGET.as_millis();
+    let met = if p99 < MESSAGE_P99_TARGET { "met" } else { "NOT MET" };
     println!(
         "admin message POST {target} → online client (TLS), {} one at a time ({:.1} s): \
          HTTP request to stanza read p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  \
-         [target p99 < {} ms: {}]; HTTP reply p50 {:.3} ms  p99 {:.3} ms",
+         [target p99 < {target_p99} ms: {met}]; HTTP reply p50 {:.3} ms  p99 {:.3} ms",
         end_to_end.len(),
         elapsed.as_secs_f64(),
-        millis(percentile(&end_to_end, 50.0)),
+        millis(p50),
         millis(p99),
-        millis(*end_to_end.last().unwrap()),
-        MESSAGE_P99_TARGET.as_millis(),
-        if p99 < MESSAGE_P99_TARGET { "met" } else { "NOT MET" },
-        millis(percentile(&answered, 50.0)),
-        millis(percentile(&answered, 99.0)),
+        millis(max),
+        millis(reply_p50),
+        millis(reply_p99),
+    );
+    report.add(
+        format!(
+            "admin message POST {target} to an online client (TLS), HTTP request to stanza read, \
+             {} one at a time",
+            end_to_end.len()
+        ),
+        format!("p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", millis(p50), millis(p99), millis(max)),
+        format!("target p99 < {target_p99} ms: {met}"),
+    );
+    report.add(
+        format!("admin message POST {target}, HTTP reply, one at a time"),
+        format!("p50 {:.3} ms, p99 {:.3} ms", millis(reply_p50), millis(reply_p99)),
+        "",
     );
 
     // Throughput: every 200 must reach the client.
@@ -530,6 +664,11 @@ async fn admin_messages(host: &TestHost, settings: &Settings) -> Result<()> {
         millis(run.p50),
         millis(run.p99),
         run.completed
+    );
+    report.add(
+        format!("admin message POST {target}, throughput ({} connections)", settings.connections),
+        format!("{}; all {} delivered", run.figure("req/s"), run.completed),
+        "",
     );
     Ok(())
 }
@@ -604,7 +743,7 @@ async fn wait_body(received: &mut mpsc::UnboundedReceiver<(String, Instant)>, ta
 }
 
 /// The XMPP section: message rate and latency, login time, memory per idle connection.
-async fn xmpp_figures(host: &TestHost, settings: &Settings) -> Result<()> {
+async fn xmpp_figures(host: &TestHost, settings: &Settings, report: &mut Report) -> Result<()> {
     let addr = host.c2s_addr().context("the ready line names no c2s address")?;
     for name in ["bench-a", "bench-b"] {
         host.create_user(name, "bench-pw").await;
@@ -619,6 +758,11 @@ async fn xmpp_figures(host: &TestHost, settings: &Settings) -> Result<()> {
         millis(run.p50),
         millis(run.p99)
     );
+    report.add(
+        format!("XMPP messages a→b (TLS, {} in flight), send to receipt", settings.window),
+        run.figure("msg/s"),
+        "",
+    );
     let run = message_rate(addr, settings, 1).await?;
     println!(
         "xmpp messages a→b (TLS, one at a time):     {:>9.0} msg/s  p50 {:>7.3} ms  p99 {:>7.3} ms",
@@ -626,6 +770,7 @@ async fn xmpp_figures(host: &TestHost, settings: &Settings) -> Result<()> {
         millis(run.p50),
         millis(run.p99)
     );
+    report.add("XMPP messages a→b (TLS, one at a time), send to receipt", run.figure("msg/s"), "");
 
     let mut logins = Vec::new();
     let mut mechanism = None;
@@ -639,15 +784,20 @@ async fn xmpp_figures(host: &TestHost, settings: &Settings) -> Result<()> {
         client.close().await;
     }
     logins.sort();
+    let mechanism = mechanism.as_deref().unwrap_or("SASL");
+    let (p50, p99) = (millis(percentile(&logins, 50.0)), millis(percentile(&logins, 99.0)));
     println!(
-        "xmpp login (tokio-xmpp: TCP, STARTTLS, {}, bind; {} in a row): p50 {:.1} ms  p99 {:.1} ms",
-        mechanism.as_deref().unwrap_or("SASL"),
-        logins.len(),
-        millis(percentile(&logins, 50.0)),
-        millis(percentile(&logins, 99.0))
+        "xmpp login (tokio-xmpp: TCP, STARTTLS, {mechanism}, bind; {} in a row): p50 {p50:.1} ms  \
+         p99 {p99:.1} ms",
+        logins.len()
+    );
+    report.add(
+        format!("XMPP login (tokio-xmpp: TCP, STARTTLS, {mechanism}, bind), {} in a row", logins.len()),
+        format!("p50 {p50:.1} ms, p99 {p99:.1} ms"),
+        "",
     );
 
-    idle_memory(settings).await
+    idle_memory(settings, report).await
 }
 
 /// Messages from `bench-a/bench` to `bench-b/bench`, each carrying its send time, with at most
@@ -750,7 +900,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Starts a server that allows PLAIN without TLS, opens idle authenticated (PLAIN + bind)
 /// connections up to each count of `settings.idle`, and prints the server's resident memory.
-async fn idle_memory(settings: &Settings) -> Result<()> {
+async fn idle_memory(settings: &Settings, report: &mut Report) -> Result<()> {
     const ACCOUNTS: usize = 100;
     let host = TestHost::builder()
         .c2s("require_tls = false\nidle_timeout_s = 3600\nlogin_timeout_s = 600")
@@ -767,6 +917,7 @@ async fn idle_memory(settings: &Settings) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let base = rss_kib(host.pid())?;
     println!("xmpp idle connections: server RSS {base} KiB with none ({ACCOUNTS} accounts)");
+    report.add(format!("server RSS, no XMPP connection ({ACCOUNTS} accounts)"), format!("{base} KiB"), "");
 
     let mut connections: Vec<XmppRaw> = Vec::new();
     for &target in &settings.idle {
@@ -790,11 +941,16 @@ async fn idle_memory(settings: &Settings) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss = rss_kib(host.pid())?;
+        let each = (rss - base) as f64 / target as f64;
         println!(
             "xmpp idle connections: {target:>5} (plain TCP, PLAIN, bound, no presence; opened in {:.1} s): \
-             server RSS {rss} KiB, {:.1} KiB per connection",
+             server RSS {rss} KiB, {each:.1} KiB per connection",
             started.elapsed().as_secs_f64(),
-            (rss - base) as f64 / target as f64
+        );
+        report.add(
+            format!("server RSS, {target} idle XMPP connections (plain TCP, PLAIN, bound)"),
+            format!("{rss} KiB"),
+            format!("{each:.1} KiB per connection"),
         );
     }
 
@@ -817,9 +973,15 @@ async fn idle_memory(settings: &Settings) -> Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss = rss_kib(host.pid())?;
+    let each = (rss - before) as f64 / tls_count as f64;
     println!(
-        "xmpp idle connections: +{tls_count} over STARTTLS (PLAIN, bound): server RSS {rss} KiB, {:.1} KiB per TLS connection",
-        (rss - before) as f64 / tls_count as f64
+        "xmpp idle connections: +{tls_count} over STARTTLS (PLAIN, bound): server RSS {rss} KiB, \
+         {each:.1} KiB per TLS connection"
+    );
+    report.add(
+        format!("server RSS, {tls_count} more idle XMPP connections over STARTTLS"),
+        format!("{rss} KiB"),
+        format!("{each:.1} KiB per TLS connection"),
     );
     drop(connections);
     drop(tls);
@@ -831,4 +993,171 @@ fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find(|line| line.starts_with("VmRSS:")).context("no VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+/// The bare-axum baseline (the `baseline` binary, built next to this one), in a process of its
+/// own like plughost, so that one load generator measures both. Killed when dropped.
+struct Baseline {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Baseline {
+    /// Starts it and reads the address from its ready line.
+    async fn start() -> Result<Baseline> {
+        let program = std::env::current_exe()?.with_file_name("baseline");
+        let mut child = Command::new(&program)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {}: build it with `cargo build --release -p plughost-tests --bins` \
+                     (cargo xtask bench does)",
+                    program.display()
+                )
+            })?;
+        let stdout = child.stdout.take().context("the baseline's stdout")?;
+        let line = tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).lines().next_line())
+            .await
+            .context("the baseline printed no ready line within 10 s")??
+            .context("the baseline exited before its ready line")?;
+        let addr = line
+            .strip_prefix("baseline ready http=")
+            .and_then(|addr| addr.parse().ok())
+            .with_context(|| format!("the baseline's ready line is {line:?}"))?;
+        Ok(Baseline { child, addr })
+    }
+
+    /// The body of its `GET /ping`, which must be 200.
+    async fn ping(&self) -> Result<Bytes> {
+        let mut conn = Conn::open(self.addr).await?;
+        let request =
+            hyper::Request::get("/ping").header(HOST, self.addr.to_string()).body(Full::default())?;
+        let reply = conn.send(request).await?;
+        if reply.status != 200 {
+            bail!("the baseline answered GET /ping with {}", reply.status);
+        }
+        Ok(reply.body)
+    }
+
+    /// Kills it and waits for it to exit.
+    async fn stop(mut self) -> Result<()> {
+        self.child.kill().await.context("stopping the baseline")
+    }
+}
+
+/// Every figure of the run, in the order printed, for `--report`.
+struct Report {
+    started: chrono::DateTime<chrono::Utc>,
+    rows: Vec<Row>,
+}
+
+/// One line of the report's table.
+struct Row {
+    measurement: String,
+    figure: String,
+    /// A ratio to another figure or a target; empty when the figure stands alone.
+    ratio: String,
+}
+
+impl Report {
+    fn new() -> Report {
+        Report { started: chrono::Utc::now(), rows: Vec::new() }
+    }
+
+    fn add(&mut self, measurement: impl Into<String>, figure: impl Into<String>, ratio: impl Into<String>) {
+        self.rows.push(Row { measurement: measurement.into(), figure: figure.into(), ratio: ratio.into() });
+    }
+
+    /// Writes the table with the date, commit, machine and settings of the run to
+    /// `target/bench-report.md` of the workspace root (where xtask puts every output, whatever
+    /// `CARGO_TARGET_DIR` says), and returns that path.
+    fn write(&self, settings: &Settings) -> Result<PathBuf> {
+        let mut text = String::from("# Plughost benchmark report\n\n");
+        writeln!(text, "- Date: {} UTC", self.started.format("%Y-%m-%d %H:%M"))?;
+        writeln!(text, "- Commit: {}", commit())?;
+        writeln!(text, "- Machine: {}", machine())?;
+        writeln!(text, "- rustc: {}", output_of("rustc", &["--version"]).as_deref().unwrap_or("unknown"))?;
+        writeln!(text, "- Settings: {}", settings.describe())?;
+        writeln!(text, "- Command: `cargo xtask bench {}`", settings.args.join(" "))?;
+        text.push_str(
+            "\nHTTP routes: the mean of two interleaved rounds, with the worst round's p50 and p99. \
+             The load generator runs on the same machine as the servers.\n\n",
+        );
+        text.push_str("| measurement | figure | ratio / target |\n|---|---|---|\n");
+        for row in &self.rows {
+            let cell = |text: &str| text.replace('|', "\\|");
+            writeln!(text, "| {} | {} | {} |", cell(&row.measurement), cell(&row.figure), cell(&row.ratio))?;
+        }
+        let path = plughost_tests::workspace_root().join("target/bench-report.md");
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+impl Settings {
+    /// The settings as the report states them.
+    fn describe(&self) -> String {
+        let mut parts = vec![
+            format!("{} run", if self.args.iter().any(|arg| arg == "--quick") { "quick" } else { "full" }),
+            format!(
+                "{} keep-alive connections, {:?} warm-up and {:?} measured per round",
+                self.connections, self.warmup, self.measure
+            ),
+            format!("{} reloads", self.reloads),
+        ];
+        if self.xmpp {
+            let idle: Vec<String> = self.idle.iter().map(usize::to_string).collect();
+            parts.push(format!("{} admin messages timed", self.messages));
+            parts.push(format!("{} XMPP messages in flight", self.window));
+            parts.push(format!("{} logins", self.logins));
+            parts.push(format!("idle connections {}", idle.join(", ")));
+        } else {
+            parts.push("no XMPP (--no-xmpp)".to_owned());
+        }
+        parts.join("; ")
+    }
+}
+
+/// The short commit hash of the workspace, with `-dirty` when tracked files differ from it.
+fn commit() -> String {
+    let Some(hash) = output_of("git", &["rev-parse", "--short", "HEAD"]) else {
+        return "unknown (not a git checkout)".to_owned();
+    };
+    match output_of("git", &["status", "--porcelain", "--untracked-files=no"]) {
+        Some(changes) if changes.is_empty() => hash,
+        _ => format!("{hash}-dirty"),
+    }
+}
+
+/// CPU model, cores, memory and kernel, from `/proc`.
+fn machine() -> String {
+    let proc = |file: &str| std::fs::read_to_string(format!("/proc/{file}")).unwrap_or_default();
+    let cpuinfo = proc("cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name")?.split_once(':').map(|(_, model)| model.trim()))
+        .unwrap_or("unknown CPU");
+    // What tokio sizes its runtimes by (CPU affinity and cgroup quotas included).
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let memory = proc("meminfo")
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?.trim().parse::<f64>().ok()
+        })
+        .map_or("unknown".to_owned(), |kib| format!("{:.1} GiB", kib / (1024.0 * 1024.0)));
+    let kernel = proc("sys/kernel/osrelease");
+    format!("{cpu}, {cores} cores available, {memory} RAM, Linux {}", kernel.trim())
+}
+
+/// The trimmed stdout of `program args` run in the workspace root, if it ran and succeeded.
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(plughost_tests::workspace_root())
+        .output()
+        .ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
