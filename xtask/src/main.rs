@@ -6,7 +6,10 @@
 //! - `run [-- ARGS]`: `build`, then `plughost serve --config plughost.toml ARGS`.
 //! - `test [ARGS]`: `build`, the test fixtures of `tests/plugins/` at `target/test-plugins/`, the
 //!   PyPI tools of `tests/requirements.txt` in `target/py`, then
-//!   `cargo test --release -p plughost -p plughost-tests -p sdk ARGS`.
+//!   `cargo test --release -p plughost -p plughost-wire -p plughost-tests -p sdk ARGS`, then
+//!   `fuzz` for `PLUGHOST_FUZZ_SECONDS` (default 60, 0 skips it) per target.
+//! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target of `fuzz/` (all by default) for N
+//!   seconds (default 60), seeded with its checked-in corpus; fails on the first crash.
 //! - `bench [ARGS]`: `build --features bench-native`, the fixtures, the `bench` and `baseline`
 //!   binaries of `plughost-tests`, then `bench` with ARGS (`--quick` for a short run, `--report`
 //!   to write `target/bench-report.md`).
@@ -30,6 +33,13 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 /// The cargo profile of plugins (small and quick to compile; see the root `Cargo.toml`).
 const PLUGIN_PROFILE: &str = "plugin";
 
+/// The cargo-fuzz that `fuzz` installs when there is none.
+const CARGO_FUZZ_VERSION: &str = "0.13.1";
+
+/// How long `fuzz` runs each target unless told otherwise; `test` too, unless
+/// `PLUGHOST_FUZZ_SECONDS` says otherwise.
+const FUZZ_SECONDS: u64 = 60;
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
@@ -37,7 +47,10 @@ commands:
   build [--features F]   build the release host and every plugin into target/
   run [-- ARGS]          build, then `plughost serve --config plughost.toml ARGS`
   test [ARGS]            build the host, plugins and test fixtures, then
-                         `cargo test --release -p plughost -p plughost-tests ARGS`
+                         `cargo test --release -p plughost -p plughost-wire -p plughost-tests ARGS`,
+                         then `fuzz` for PLUGHOST_FUZZ_SECONDS (default 60, 0 skips) per target
+  fuzz [--seconds N] [TARGET...]
+                         run each fuzz target of fuzz/ (all by default) for N seconds (default 60)
   bench [ARGS]           build with the bench-native feature, then run the bench
                          (ARGS: --quick, --report to write target/bench-report.md)";
 
@@ -64,9 +77,38 @@ fn main() -> Result<()> {
             workspace.build_fixtures()?;
             workspace.python_tools()?;
             let mut test = workspace.cargo();
-            test.args(["test", "--release", "-p", "plughost", "-p", "plughost-tests", "-p", "sdk"])
-                .args(rest);
-            run(&mut test)
+            test.args([
+                "test",
+                "--release",
+                "-p",
+                "plughost",
+                "-p",
+                "plughost-wire",
+                "-p",
+                "plughost-tests",
+                "-p",
+                "sdk",
+            ])
+            .args(rest);
+            run(&mut test)?;
+            let seconds = match std::env::var("PLUGHOST_FUZZ_SECONDS") {
+                Ok(seconds) => seconds.parse().context("PLUGHOST_FUZZ_SECONDS is a number of seconds")?,
+                Err(_) => FUZZ_SECONDS,
+            };
+            if seconds == 0 {
+                println!("PLUGHOST_FUZZ_SECONDS=0: not fuzzing");
+                return Ok(());
+            }
+            workspace.fuzz(seconds, &[])
+        }
+        "fuzz" => {
+            let (seconds, targets) = match rest {
+                [flag, seconds, targets @ ..] if flag == "--seconds" => {
+                    (seconds.parse().context("--seconds takes a number")?, targets)
+                }
+                targets => (FUZZ_SECONDS, targets),
+            };
+            Workspace::load()?.fuzz(seconds, targets)
         }
         "bench" => {
             let workspace = Workspace::load()?;
@@ -264,6 +306,62 @@ impl Workspace {
         run(&mut serve)
     }
 
+    /// Builds every fuzz target of `fuzz/` in one `cargo fuzz build`, then runs each of `targets`
+    /// (all when empty) for `seconds`. The checked-in corpus only seeds the run: what the fuzzer
+    /// finds goes to a scratch folder, so the tree stays clean. The build goes to `fuzz/` under the
+    /// target folder, which outlives the clone like the main build (the sanitizer build is long).
+    fn fuzz(&self, seconds: u64, targets: &[String]) -> Result<()> {
+        let fuzz_dir = self.root.join("fuzz");
+        let known = fuzz_targets(&fuzz_dir)?;
+        let targets: Vec<&String> =
+            if targets.is_empty() { known.iter().collect() } else { targets.iter().collect() };
+        if let Some(unknown) = targets.iter().find(|target| !known.contains(target)) {
+            bail!("no fuzz target {unknown:?}; there are {known:?}");
+        }
+        ensure_cargo_fuzz()?;
+        let build_dir = self.target_dir.join("fuzz");
+        let started = std::time::Instant::now();
+        run(self.cargo_fuzz(&build_dir).args(["build", "--debug-assertions"]))?;
+        println!("built the fuzz targets in {:.0?}", started.elapsed());
+        for target in targets {
+            let seeds = fuzz_dir.join("corpus").join(target);
+            let found = self.target_dir.join("fuzz-corpus").join(target);
+            if found.exists() {
+                fs::remove_dir_all(&found).with_context(|| format!("emptying {}", found.display()))?;
+            }
+            fs::create_dir_all(&found).with_context(|| format!("creating {}", found.display()))?;
+            let started = std::time::SystemTime::now();
+            let mut fuzz = self.cargo_fuzz(&build_dir);
+            fuzz.args(["run", "--debug-assertions", target.as_str()]).arg(&found).arg(&seeds).args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-timeout=10",
+                "-print_final_stats=1",
+            ]);
+            if let Err(error) = run(&mut fuzz) {
+                let artifacts = fuzz_dir.join("artifacts").join(target);
+                for artifact in newer_files(&artifacts, started) {
+                    let artifact = self.relative(&artifact);
+                    println!("fuzz target {target} failed on {artifact}");
+                    println!(
+                        "reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --debug-assertions {target} {artifact}"
+                    );
+                }
+                return Err(error);
+            }
+            fs::remove_dir_all(&found).with_context(|| format!("removing {}", found.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `cargo fuzz` from the workspace root, building into `build_dir`; the stable toolchain
+    /// accepts the sanitizer flags cargo-fuzz passes with `RUSTC_BOOTSTRAP=1`.
+    fn cargo_fuzz(&self, build_dir: &Path) -> Command {
+        let mut command = self.cargo();
+        command.arg("fuzz").env("RUSTC_BOOTSTRAP", "1").env("CARGO_TARGET_DIR", build_dir);
+        command
+    }
+
     fn relative<'a>(&self, path: &'a Path) -> std::path::Display<'a> {
         path.strip_prefix(&self.root).unwrap_or(path).display()
     }
@@ -279,6 +377,49 @@ fn ensure_wasm_target() -> Result<()> {
         return Ok(());
     }
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// Installs cargo-fuzz (a pinned version) when `cargo fuzz` is not there.
+fn ensure_cargo_fuzz() -> Result<()> {
+    let present = Command::new(cargo_program())
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if present {
+        return Ok(());
+    }
+    run(Command::new(cargo_program()).args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
+}
+
+/// The targets of the cargo-fuzz crate at `fuzz_dir`: the stems of `fuzz_targets/*.rs`, sorted.
+fn fuzz_targets(fuzz_dir: &Path) -> Result<Vec<String>> {
+    let folder = fuzz_dir.join("fuzz_targets");
+    let mut targets = Vec::new();
+    for entry in fs::read_dir(&folder).with_context(|| format!("reading {}", folder.display()))? {
+        let path = entry?.path();
+        if path.extension() == Some(OsStr::new("rs"))
+            && let Some(stem) = path.file_stem().and_then(OsStr::to_str)
+        {
+            targets.push(stem.to_owned());
+        }
+    }
+    targets.sort();
+    Ok(targets)
+}
+
+/// The files of `folder` modified since `since` (none when the folder does not exist).
+fn newer_files(folder: &Path, since: std::time::SystemTime) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(folder) else { return Vec::new() };
+    entries
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .filter(|path| fs::metadata(path).and_then(|meta| meta.modified()).is_ok_and(|time| time >= since))
+        .collect()
 }
 
 /// Copies `from` to `to` through a temp file in the destination folder and a rename.

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method as HttpMethod, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use wire::request::{Incoming, Method as WireMethod, incoming};
 
 use super::access::{RequestContext, authorize};
 use super::error::ApiError;
@@ -20,9 +20,6 @@ use crate::config::{Dialect, HttpConfig};
 use crate::metrics::RouteMetrics;
 use crate::plugins::registry::{Lookup, RouteTable, method_name};
 use crate::plugins::{Caller, Method, Request as PluginRequest, Response as PluginResponse};
-
-/// Headers a plugin never sees: credentials are the host's business.
-const HIDDEN_HEADERS: [HeaderName; 2] = [header::AUTHORIZATION, header::COOKIE];
 
 pub async fn admin_rest(
     State(app): State<Arc<App>>,
@@ -93,14 +90,14 @@ async fn call<'t>(
     context: RequestContext,
     request: Request,
 ) -> Call<'t> {
-    let Some(method) = plugin_method(request.method()) else {
-        return Call::refused(ApiError::WrongMethod, None);
-    };
     let base = match dialect {
         Dialect::AdminRest => app.config.http.base.as_str(),
         Dialect::Api => app.config.http.api_base.as_str(),
     };
-    let path = request.uri().path().strip_prefix(base).unwrap_or_default().to_owned();
+    let Ok(Incoming { method, path, query, headers }) = incoming(&request, base) else {
+        return Call::refused(ApiError::WrongMethod, None);
+    };
+    let method = plugin_method(method);
     let (plugin, template, params, mutates, route) = match table.lookup(dialect, method, &path) {
         Lookup::Found { plugin, template, params, mutates, metrics } => {
             (plugin.clone(), template.to_owned(), params, mutates, metrics)
@@ -113,19 +110,6 @@ async fn call<'t>(
     if let Err(error) = authorize(app, identity, command) {
         return Call::refused(error, audited);
     }
-    let query = request
-        .uri()
-        .query()
-        .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let headers = request
-        .headers()
-        .iter()
-        .filter(|(name, _)| !HIDDEN_HEADERS.contains(name))
-        .map(|(name, value)| {
-            (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned())
-        })
-        .collect();
     let body = match read_body(request.into_body(), &app.config.http).await {
         Ok(body) => body,
         Err(error) => return Call::refused(error, audited),
@@ -146,15 +130,14 @@ async fn call<'t>(
     Call { answer, audited, route: Some(route) }
 }
 
-fn plugin_method(method: &HttpMethod) -> Option<Method> {
-    Some(match *method {
-        HttpMethod::GET => Method::Get,
-        HttpMethod::POST => Method::Post,
-        HttpMethod::PUT => Method::Put,
-        HttpMethod::PATCH => Method::Patch,
-        HttpMethod::DELETE => Method::Delete,
-        _ => return None,
-    })
+fn plugin_method(method: WireMethod) -> Method {
+    match method {
+        WireMethod::Get => Method::Get,
+        WireMethod::Post => Method::Post,
+        WireMethod::Put => Method::Put,
+        WireMethod::Patch => Method::Patch,
+        WireMethod::Delete => Method::Delete,
+    }
 }
 
 /// Reads at most `http.max_body` bytes, frame by frame as they arrive, within
@@ -180,27 +163,11 @@ pub(super) async fn read_body(body: Body, http: &HttpConfig) -> Result<Vec<u8>, 
 }
 
 fn into_http(plugin: &str, answer: PluginResponse) -> Result<Response, ApiError> {
-    let status = StatusCode::from_u16(answer.status)
-        .ok()
-        .filter(|status| !status.is_informational())
-        .ok_or_else(|| ApiError::InvalidPluginStatus { plugin: plugin.to_owned(), status: answer.status })?;
     let has_body = !answer.body.is_empty();
-    let mut response = Response::new(Body::from(answer.body));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    for (name, value) in answer.headers {
-        let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) else {
-            tracing::warn!(plugin, "dropped an invalid response header");
-            continue;
-        };
-        // The host owns framing; a plugin cannot desynchronise the connection.
-        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING || name == header::CONNECTION {
-            continue;
-        }
-        headers.append(name, value);
+    let head = wire::response::head(answer.status, answer.headers, has_body)
+        .map_err(|_| ApiError::InvalidPluginStatus { plugin: plugin.to_owned(), status: answer.status })?;
+    if head.invalid_headers > 0 {
+        tracing::warn!(plugin, dropped = head.invalid_headers, "dropped invalid response headers");
     }
-    if has_body && !headers.contains_key(header::CONTENT_TYPE) {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    }
-    Ok(response)
+    Ok(head.response.map(|()| Body::from(answer.body)))
 }

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use wire::route::Router;
+
 use super::PluginState;
 use super::bindings::HostProvidesPre;
 use super::bindings::types::{self, Manifest, Method};
@@ -74,15 +76,10 @@ impl LoadedPlugin {
     }
 }
 
-/// The key of a route in the one router: the dialect's name, then the template, so that each
-/// dialect has its own namespace.
-fn keyed(dialect: Dialect, path: &str) -> String {
-    format!("/{}{path}", dialect.name())
-}
-
 #[derive(Default)]
 pub struct RouteTable {
-    router: matchit::Router<usize>,
+    /// Each dialect's name is its namespace; the value indexes `paths`.
+    router: Router<usize>,
     paths: Vec<PathRoutes>,
     plugins: BTreeMap<Arc<str>, Arc<LoadedPlugin>>,
 }
@@ -107,22 +104,21 @@ impl RouteTable {
         metrics: &Metrics,
     ) -> Result<RouteTable, RouteConflict> {
         let mut table = RouteTable::default();
-        let mut index_of: BTreeMap<String, usize> = BTreeMap::new();
+        let mut index_of: BTreeMap<(Dialect, String), usize> = BTreeMap::new();
         // Per path, in `table.paths` order: (method, plugin, mutates) until the table is valid.
         let mut claimed: Vec<Vec<(Method, Arc<LoadedPlugin>, bool)>> = Vec::new();
         for plugin in plugins {
             let dialect = plugin.dialect();
             for route in &plugin.manifest.routes {
                 validate_doc(route)?;
-                let key = keyed(dialect, &route.path);
+                let key = (dialect, route.path.clone());
                 let index = match index_of.get(&key) {
                     Some(&index) => index,
                     None => {
                         validate_template(&route.path)?;
                         let index = table.paths.len();
-                        table.router.insert(key.clone(), index).map_err(|error| RouteConflict::Invalid {
-                            path: route.path.clone(),
-                            reason: error.to_string(),
+                        table.router.insert(dialect.name(), &route.path, index).map_err(|error| {
+                            RouteConflict::Invalid { path: route.path.clone(), reason: error.to_string() }
                         })?;
                         table.paths.push(PathRoutes { template: route.path.clone(), methods: Vec::new() });
                         claimed.push(Vec::new());
@@ -158,19 +154,12 @@ impl RouteTable {
     /// Resolves a path below the base of `dialect`, still percent-encoded. Parameters are
     /// percent-decoded; a parameter that is not UTF-8 once decoded makes the path unknown.
     pub fn lookup(&self, dialect: Dialect, method: Method, path: &str) -> Lookup<'_> {
-        let key = keyed(dialect, path);
-        let Ok(matched) = self.router.at(&key) else { return Lookup::NotFound };
+        let Some(matched) = self.router.at(dialect.name(), path) else { return Lookup::NotFound };
         let routes = &self.paths[*matched.value];
         let Some(route) = routes.methods.iter().find(|route| route.method == method) else {
             return Lookup::WrongMethod;
         };
-        let mut params = Vec::new();
-        for (key, raw) in matched.params.iter() {
-            let Ok(value) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
-                return Lookup::NotFound;
-            };
-            params.push((key.to_owned(), value.into_owned()));
-        }
+        let Ok(params) = matched.params else { return Lookup::NotFound };
         Lookup::Found {
             plugin: &route.plugin,
             template: &routes.template,

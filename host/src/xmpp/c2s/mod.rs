@@ -5,7 +5,6 @@
 //! The XML stream itself is tokio-xmpp's responder side of `xmlstream` (rxml underneath, which
 //! refuses DTDs and entity declarations); stanzas are xmpp-parsers types.
 
-mod metered;
 mod throttle;
 
 use std::net::SocketAddr;
@@ -31,8 +30,8 @@ use tokio_xmpp::xmlstream::{
     AcceptedStream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmlStream, XmppStreamElement,
     accept_stream,
 };
+use wire::stream_guard::{Meter, Metered, refusal};
 
-use self::metered::{Meter, Metered, refusal};
 use self::throttle::Throttle;
 use super::Server;
 use super::iq::SESSION_NS;

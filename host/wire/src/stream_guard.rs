@@ -146,7 +146,6 @@ impl Nesting {
         self.depth > limit
     }
 
-    #[cfg(test)]
     pub fn depth(&self) -> usize {
         self.depth
     }
