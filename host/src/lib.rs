@@ -83,16 +83,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 
     let (stage, stages) = tokio::sync::watch::channel(Stage::Serving);
     let tls = xmpp::tls::acceptor(&config)?;
-    let c2s_listener = bind(config.c2s.listen, "XMPP clients").await?;
+    let c2s_listener = bind(config.c2s.listen, "XMPP clients")?;
     let c2s_addr = c2s_listener.local_addr()?;
     let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone(), metrics.clone());
     let c2s_task = tokio::spawn(c2s.serve(c2s_listener, stages.clone()));
 
-    let http_listener = bind(config.http.listen, "HTTP").await?;
+    let http_listener = bind(config.http.listen, "HTTP")?;
     let mut ready = format!("plughost ready http={}", http_listener.local_addr()?);
     let https_listener = match config.http.tls_listen {
         Some(addr) => {
-            let listener = http::TlsListener::new(bind(addr, "HTTPS").await?, tls)?;
+            let listener = http::TlsListener::new(bind(addr, "HTTPS")?, tls)?;
             ready += &format!(" https={}", listener.local_addr()?);
             Some(listener)
         }
@@ -101,7 +101,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     ready += &format!(" c2s={c2s_addr}");
     let metrics_listener = match config.metrics.listen {
         Some(addr) => {
-            let listener = bind(addr, "metrics scrapes").await?;
+            let listener = bind(addr, "metrics scrapes")?;
             ready += &format!(" metrics={}", listener.local_addr()?);
             Some(listener)
         }
@@ -158,8 +158,20 @@ fn services(config: &Config, db: Arc<Db>) -> anyhow::Result<Services> {
     })
 }
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for {what} on {addr}"))
+/// Connections the kernel queues for a listener before it drops handshakes (capped by
+/// `net.core.somaxconn`). Clients reconnect in bursts after an outage or a restart; tokio's default
+/// of 1024 would make part of such a burst wait for SYN retransmits, seconds apart.
+const LISTEN_BACKLOG: u32 = 8192;
+
+fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let listen = || {
+        let socket =
+            if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().with_context(|| format!("cannot listen for {what} on {addr}"))
 }
 
 /// On a first start (none of `admins` exists), creates the first admin account with a random
