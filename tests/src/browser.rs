@@ -277,36 +277,64 @@ impl Browser {
             vec![json!(selector)],
         )
         .await;
-        let element =
-            self.client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
-        element.click().await.unwrap_or_else(|e| panic!("clicking {selector}: {e}"));
+        self.on_element(
+            &format!("clicking {selector}"),
+            selector,
+            |element| async move { element.click().await },
+        )
+        .await;
     }
 
     /// Waits until `selector` is visible, empties it and types `text` into it.
     pub async fn fill(&self, selector: &str, text: &str) {
         self.wait_visible(selector).await;
-        let element =
-            self.client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
-        element.clear().await.unwrap_or_else(|e| panic!("clearing {selector}: {e}"));
-        element.send_keys(text).await.unwrap_or_else(|e| panic!("typing into {selector}: {e}"));
+        self.on_element(&format!("typing into {selector}"), selector, |element| async move {
+            element.clear().await?;
+            if text.is_empty() { Ok(()) } else { element.send_keys(text).await }
+        })
+        .await;
+    }
+
+    /// Runs `action` on the element `selector` finds, finding it again while the action fails
+    /// for up to [`PAGE_TIMEOUT`]: the page rebuilds its tables when their data changes (a
+    /// stale element), and a row may move while a poll lands (a click intercepted).
+    async fn on_element<F, Fut>(&self, what: &str, selector: &str, action: F)
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
+        let start = Instant::now();
+        loop {
+            let error = match self.client.find(Locator::Css(selector)).await {
+                Ok(element) => match action(element).await {
+                    Ok(()) => return,
+                    Err(error) => error,
+                },
+                Err(error) => error,
+            };
+            if start.elapsed() > PAGE_TIMEOUT {
+                let shot = self.failure_screenshot(what).await;
+                panic!("{what}: {error}; screenshot {shot}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Chooses the option with `value` of the `<select>` `selector`.
     pub async fn select(&self, selector: &str, value: &str) {
         self.wait_visible(selector).await;
-        let element =
-            self.client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
-        element
-            .select_by_value(value)
-            .await
-            .unwrap_or_else(|e| panic!("choosing {value} in {selector}: {e}"));
+        self.on_element(&format!("choosing {value} in {selector}"), selector, |element| async move {
+            element.select_by_value(value).await
+        })
+        .await;
     }
 
     /// Presses Enter in `selector` (which has the focus afterwards).
     pub async fn press_enter(&self, selector: &str) {
-        let element =
-            self.client.find(Locator::Css(selector)).await.unwrap_or_else(|e| panic!("{selector}: {e}"));
-        element.send_keys("\u{E007}").await.unwrap_or_else(|e| panic!("pressing Enter in {selector}: {e}"));
+        self.on_element(&format!("pressing Enter in {selector}"), selector, |element| async move {
+            element.send_keys("\u{E007}").await
+        })
+        .await;
     }
 
     /// Answers the open confirmation dialog (`dialog#confirm`) with yes or no; returns its text.

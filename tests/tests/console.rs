@@ -80,6 +80,7 @@ async fn served_without_credentials_with_a_strict_policy() {
     assert_eq!(moved.status, 308, "{moved:?}");
     let location = moved.header("location").unwrap_or_default();
     assert!(location.ends_with("console/"), "redirected to {location:?}");
+    assert_eq!(moved.header("content-security-policy"), Some(CSP), "the redirect carries the policy too");
 
     let index = get("/console/").await;
     assert_console_headers(&index, "index.html", "text/html");
@@ -197,7 +198,7 @@ async fn users_created_searched_changed_and_deleted() {
     browser.wait_text_is("#user-title", &jid("carol")).await;
     browser.fill("#user-password-new", "a new secret for carol").await;
     browser.click("#user-password-submit").await;
-    browser.wait_notice(true, "").await;
+    browser.wait_notice(true, "password").await;
     wait_for("carol's new password to work over XMPP", EFFECT_TIMEOUT, || async {
         host.try_login("carol", "a new secret for carol").await.is_ok()
     })
@@ -216,7 +217,6 @@ async fn users_created_searched_changed_and_deleted() {
     browser.confirm(true).await;
     browser.wait_hidden(&format!("tr[data-jid=\"{}\"]", jid("carol"))).await;
     assert_eq!(host.get("/user/carol").await.0, 404);
-    browser.wait_notice(true, "carol").await;
     browser.screenshot("users-deleted").await;
     browser.assert_clean_console().await;
 }
@@ -391,7 +391,8 @@ async fn access_is_read_only_and_the_dashboard_counts() {
     let host = console_host()
         .http("whitelist = [\"127.0.0.1/32\", \"10.1.2.0/24\"]")
         .toml(
-            "[[access.rules]]\nname = \"monitoring\"\nwho = { ip = [\"127.0.0.0/8\"] }\n\
+            "[[access.rules]]\nname = \"admins\"\nwho = { admins = true }\nwhat = [\"*\"]\n\n\
+             [[access.rules]]\nname = \"monitoring\"\nwho = { ip = [\"127.0.0.0/8\"] }\n\
              what = [\"GET /metrics\"]\nfrom = [\"admin_rest\"]",
         )
         .start()
@@ -415,7 +416,7 @@ async fn access_is_read_only_and_the_dashboard_counts() {
         .iter()
         .filter_map(|rule| rule["name"].as_str())
         .collect();
-    assert!(names.contains(&"monitoring"), "{rules}");
+    assert_eq!(names, ["admins", "monitoring"], "{rules}");
     for name in &names {
         browser.wait_visible(&format!("#rule-list tr[data-rule=\"{name}\"]")).await;
     }
