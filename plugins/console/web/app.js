@@ -45,6 +45,19 @@
 
   const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+  // Puts `rows` in the table body `id`, each cell labelled with its column's heading: on a phone
+  // the rows are shown as cards, and the labels (CSS `attr(data-label)`) say what each value is.
+  function fill(id, rows) {
+    const body = $(id);
+    const headings = [...body.closest('table').tHead.rows[0].cells].map((cell) => (cell.querySelector('.sr') ? '' : cell.textContent));
+    for (const row of rows) {
+      for (const [index, cell] of [...row.cells].entries()) {
+        if (headings[index] && cell.colSpan === 1) cell.dataset.label = headings[index];
+      }
+    }
+    body.replaceChildren(...rows);
+  }
+
   // ---- Talking to the server ----
 
   // The sentence an API failure is worth, whatever dialect or endpoint answered.
@@ -290,6 +303,7 @@
       if (link.dataset.page === tab) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     }
+    // A page's enter function returns how to leave it, when it has something to stop.
     leavePage = pages[page](arg) || null;
   }
 
@@ -439,6 +453,8 @@
       g.moveTo(left, Math.round(y(value)) + 0.5);
       g.lineTo(width - 4, Math.round(y(value)) + 0.5);
       g.stroke();
+      // A whole-number chart labels no half step.
+      if (value % 1 !== 0 && !digits) continue;
       g.fillStyle = style.getPropertyValue('--muted').trim() || '#777';
       g.fillText(value.toFixed(value % 1 === 0 ? 0 : digits), left - 6, y(value));
     }
@@ -495,7 +511,7 @@
         h('td', { class: 'actions' }, h('button', { type: 'button', class: 'danger', 'data-action': 'delete', onclick: () => deleteUser(jid) }, 'Delete')));
     });
     if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 3, class: 'empty' }, search ? 'No user matches.' : 'No users yet.')));
-    $('user-list').replaceChildren(...rows);
+    fill('user-list', rows);
     $('user-count').textContent = count > users.length ? `Showing ${users.length} of ${count} users` : plural(count, 'user');
   }
 
@@ -548,6 +564,7 @@
     currentUser = jid;
     shown = { sessions: null, roster: null };
     $('user-title').textContent = jid;
+    $('user-password-user').value = jid;
     $('session-list').replaceChildren();
     $('roster-list').replaceChildren();
     let stopped = false;
@@ -592,7 +609,7 @@
         h('td', { class: 'presence' }, [session.presence?.show, session.presence?.status].filter(Boolean).join(': ')),
         h('td', { class: 'actions' }, h('button', { type: 'button', class: 'danger', 'data-action': 'kick', onclick: () => kick(jid, session.resource) }, 'Kick'))));
       if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 6, class: 'empty' }, 'Not connected.')));
-      $('session-list').replaceChildren(...rows);
+      fill('session-list', rows);
     }
     const rosterKey = JSON.stringify(roster);
     if (rosterKey !== shown.roster) {
@@ -604,7 +621,7 @@
         h('td', { class: 'subscription' }, item.subscription),
         h('td', { class: 'actions' }, h('button', { type: 'button', class: 'danger', 'data-action': 'remove', onclick: () => removeContact(jid, item.jid) }, 'Remove'))));
       if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 5, class: 'empty' }, 'No contacts.')));
-      $('roster-list').replaceChildren(...rows);
+      fill('roster-list', rows);
     }
   }
 
@@ -651,8 +668,12 @@
 
   let prefixes = { message: '', multicast: '', broadcast: '' };
 
-  async function enterMessages() {
+  function enterMessages() {
     updateMessageForm();
+    loadPrefixes();
+  }
+
+  async function loadPrefixes() {
     try {
       const data = await api('GET', '/messages/prefixes', { busy: false });
       prefixes = { ...prefixes, ...data.result };
@@ -788,7 +809,7 @@
       const status = moduleStatus(m);
       const pending = pendingModules.get(m.module);
       const routes = m.routes || [];
-      const actions = [h('button', { type: 'button', 'data-action': 'reload', disabled: Boolean(pending), onclick: () => moduleAction(m.module, 'reload', m.loaded) },
+      const actions = [h('button', { type: 'button', class: 'quiet', 'data-action': 'reload', disabled: Boolean(pending), onclick: () => moduleAction(m.module, 'reload', m.loaded) },
         pending || (m.loaded ? 'Reload' : 'Load'))];
       if (m.loaded) {
         actions.push(h('button', { type: 'button', class: 'danger', 'data-action': 'unload', disabled: Boolean(pending), onclick: () => moduleAction(m.module, 'unload') }, 'Unload'));
@@ -805,7 +826,7 @@
         h('td', { class: 'actions' }, actions));
     });
     if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 6, class: 'empty' }, 'No plugins.')));
-    $('module-list').replaceChildren(...rows);
+    fill('module-list', rows);
   }
 
   async function moduleAction(name, action, loaded) {
@@ -854,7 +875,8 @@
       try {
         return await api(method, whitelistPath(entry));
       } catch (error) {
-        if (error.status !== 409 || !(await ask(`${error.message}.`, 'Apply anyway'))) throw error;
+        const reason = error.message.replace(/;.*$/, '');
+        if (error.status !== 409 || !(await ask(`${reason}. Apply the change anyway?`, 'Apply anyway'))) throw error;
         return api(method, `${whitelistPath(entry)}?force=true`);
       }
     }, (data) => data.result);
@@ -890,7 +912,7 @@
       h('td', null, (rule.what || []).join(', ')),
       h('td', null, (rule.from || []).join(', '))));
     if (!rows.length) rows.push(h('tr', null, h('td', { colspan: 5, class: 'empty' }, 'No rules: the administrators may call everything.')));
-    $('rule-list').replaceChildren(...rows);
+    fill('rule-list', rows);
   }
 
   // ---- State ----
