@@ -101,7 +101,8 @@
       throw new ApiError(EXPIRED, 401, true);
     }
     let data = null;
-    if (!text && raw) {
+    // Failures are JSON in every dialect, the metrics endpoint's included.
+    if ((!text || !response.ok) && raw) {
       try {
         data = JSON.parse(raw);
       } catch {
@@ -214,7 +215,8 @@
       $('signin-password').value = '';
       startSession(username);
     } catch (error) {
-      if (token) revoke(token);
+      // Best effort: a token that must not be used is not worth an error of its own.
+      if (token) revoke(token).catch(() => {});
       token = null;
       const text = `Could not sign in: ${error.status === 401 ? 'the token was refused' : error.message}`;
       $('signin-error').textContent = text;
@@ -406,7 +408,7 @@
     const items = [...plugins.keys()].sort().map((plugin) => {
       const rate = plugins.get(plugin);
       const bar = h('span', { class: 'bar' });
-      bar.style.width = `${top > 0 ? Math.max(1, (rate / top) * 100) : 0}%`;
+      bar.style.width = `${rate > 0 ? Math.max(1, (rate / top) * 100) : 0}%`;
       return h('li', { 'data-plugin': plugin },
         h('span', { class: 'plugin' }, plugin), h('span', { class: 'meter' }, bar), h('span', { class: 'rate' }, `${rate.toFixed(1)}/s`));
     });
