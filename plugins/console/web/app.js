@@ -772,7 +772,7 @@
 
   function noticeChanges(modules) {
     const before = knownModules;
-    knownModules = new Map(modules.map((m) => [m.module, { version: m.version, sha256: m.sha256, file: m.file_present }]));
+    knownModules = new Map(modules.map((m) => [m.module, { version: m.version, sha256: m.sha256, file: m.file_present, error: m.last_error }]));
     if (!before) return;
     const events = [];
     for (const m of modules) {
@@ -782,6 +782,7 @@
       else if (m.sha256 && old.sha256 && (m.sha256 !== old.sha256 || m.version !== old.version)) {
         events.push([m.module, `Plugin ${m.module} changed on disk${now}`]);
       } else if (old.file && m.file_present === false) events.push([m.module, `Plugin ${m.module} was removed from disk`]);
+      if (old && m.last_error && m.last_error !== old.error) events.push([m.module, `Plugin ${m.module} failed to load: ${m.last_error}`]);
     }
     for (const [name] of before) {
       if (!knownModules.has(name)) events.push([name, `Plugin ${name} was removed from disk`]);
