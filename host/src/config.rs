@@ -240,6 +240,9 @@ pub struct PluginConfig {
     /// The host interfaces the plugin may import. Absent: the bundled default for that plugin
     /// name, or `["log"]` for any other plugin.
     pub grants: Option<Vec<Capability>>,
+    /// Whether the plugin may declare routes that the host serves without credentials (the web
+    /// console's page and assets). Absent: true for the bundled `console`, false for any other.
+    pub public_routes: Option<bool>,
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<u64>,
     pub max_response_mib: Option<u64>,
@@ -300,6 +303,7 @@ impl Capability {
 #[derive(Debug, Clone)]
 pub struct PluginPolicy {
     pub grants: Vec<Capability>,
+    pub public_routes: bool,
     pub deadline_ms: u64,
     pub memory_mib: u64,
     pub max_response_mib: u64,
@@ -553,6 +557,7 @@ impl Config {
         let own = self.plugin.get(name).cloned().unwrap_or_default();
         PluginPolicy {
             grants: own.grants.unwrap_or_else(|| bundled_grants(name).to_vec()),
+            public_routes: own.public_routes.unwrap_or(name == BUNDLED_CONSOLE),
             deadline_ms: own.deadline_ms.unwrap_or(self.limits.deadline_ms),
             memory_mib: own.memory_mib.unwrap_or(self.limits.memory_mib),
             max_response_mib: own.max_response_mib.unwrap_or(self.limits.max_response_mib),
@@ -591,6 +596,9 @@ fn qualified_account(name: &str, domains: &[String]) -> anyhow::Result<String> {
     }
     Ok(jid.to_string())
 }
+
+/// The bundled plugin that serves the web console, whose page must load before anyone signs in.
+const BUNDLED_CONSOLE: &str = "console";
 
 /// What the plugins shipped in `plugins/` need; any other plugin gets `log` only until granted more.
 fn bundled_grants(name: &str) -> &'static [Capability] {
@@ -638,6 +646,9 @@ mod tests {
         assert_eq!((config.http.header_timeout_s, config.http.body_timeout_s), (10, 30));
         assert!(config.http.whitelist.is_none());
         assert_eq!(config.plugin_policy("other").grants, [Capability::Log]);
+        assert!(
+            config.plugin_policy("console").public_routes && !config.plugin_policy("other").public_routes
+        );
         assert_eq!(config.plugin_policy("other").deadline_ms, 2000);
         assert_eq!(config.plugin_policy("other").max_response_mib, 8);
     }

@@ -38,6 +38,7 @@ use axum::serve::Listener;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use access::policy::Policy;
 use access::tokens::Tokens;
 use config::Config;
 use metrics::Metrics;
@@ -154,6 +155,7 @@ fn services(config: &Config, db: Arc<Db>) -> anyhow::Result<Services> {
         tokens: Arc::new(Tokens::new(db.clone())),
         db,
         messages: config.messages.clone(),
+        policy: Arc::new(Policy::new(config.access.rules.clone(), config.admins.clone())),
         started: std::time::Instant::now(),
     })
 }

@@ -154,6 +154,7 @@ fn blocking<R>(work: impl FnOnce() -> R) -> R {
 /// What a [`TestHost`] starts with. Build one with [`TestHost::builder`].
 #[derive(Clone, Debug)]
 pub struct Builder {
+    domains: Vec<String>,
     plugins: Vec<String>,
     admins: Vec<String>,
     create_admin: bool,
@@ -168,6 +169,7 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         Self {
+            domains: vec!["localhost".to_owned()],
             plugins: ["ping", "module", "user"].map(String::from).to_vec(),
             admins: vec![ADMIN.to_owned()],
             create_admin: true,
@@ -192,6 +194,12 @@ impl Builder {
     /// Adds one plugin to those copied in before the start.
     pub fn with_plugin(mut self, name: &str) -> Self {
         self.plugins.push(name.to_owned());
+        self
+    }
+
+    /// Replaces the served domains (default: `localhost`, the only one the test certificate names).
+    pub fn domains(mut self, domains: &[&str]) -> Self {
+        self.domains = domains.iter().map(|domain| domain.to_string()).collect();
         self
     }
 
@@ -320,13 +328,15 @@ impl TestHost {
     fn prepare(builder: Builder) -> TestHost {
         let dir = tempfile::Builder::new().prefix("plughost-test-").tempdir().expect("a temp dir");
         let config = dir.path().join("config.toml");
-        let quoted: Vec<String> = builder.admins.iter().map(|admin| format!("{admin:?}")).collect();
+        let quote =
+            |names: &[String]| names.iter().map(|name| format!("{name:?}")).collect::<Vec<_>>().join(", ");
         let (cert, key) = xmpp::TestCert::get().write_to(dir.path());
         let text = format!(
-            "domains = [\"localhost\"]\nadmins = [{}]\ndata_dir = \"data\"\nplugins_dir = \"plugins\"\n{}\n\
+            "domains = [{}]\nadmins = [{}]\ndata_dir = \"data\"\nplugins_dir = \"plugins\"\n{}\n\
              [http]\nlisten = \"127.0.0.1:0\"\n{}\n[c2s]\nlisten = \"127.0.0.1:0\"\n{}\n\
              [tls]\ncert = {cert:?}\nkey = {key:?}\n\n{}",
-            quoted.join(", "),
+            quote(&builder.domains),
+            quote(&builder.admins),
             builder.top,
             builder.http,
             builder.c2s,

@@ -65,6 +65,7 @@ mod modules;
 mod openapi;
 mod plugin_tool;
 mod policies;
+mod public_routes;
 mod roster;
 mod security;
 mod sessions;

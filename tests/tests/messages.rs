@@ -355,3 +355,20 @@ async fn bad_broadcasts_send_nothing() {
     assert_eq!(host.get("/broadcast").await, error(405, "Invalid request method"));
     nothing_before_marker(&host, "alice", &mut alice).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_prefixes_can_be_read() {
+    let host = with_prefixes().start().await;
+    assert_eq!(
+        host.get("/messages/prefixes").await,
+        (
+            200,
+            json!({"result": {"message": MESSAGE_PREFIX, "multicast": MULTICAST_PREFIX, "broadcast": BROADCAST_PREFIX}})
+        )
+    );
+    let host = TestHost::builder().with_plugin("message").start().await;
+    assert_eq!(
+        host.get("/messages/prefixes").await,
+        (200, json!({"result": {"message": "", "multicast": "", "broadcast": ""}}))
+    );
+}

@@ -102,3 +102,37 @@ async fn the_module_plugin_reloads_and_unloads_itself() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_full_list_shows_unloaded_files_and_failed_loads() {
+    let host = TestHost::start().await;
+    assert_eq!(host.delete("/module/ping").await.0, 200);
+    host.write_plugin("broken", b"not a component");
+    assert_eq!(host.put("/module/broken").await.0, 500);
+
+    let (status, body) = host.get("/modules?all=true").await;
+    assert_eq!(status, 200, "{body}");
+    let modules = body["result"]["modules"].as_array().expect("a list");
+    let names: Vec<&str> =
+        modules.iter().map(|module| module["module"].as_str().unwrap_or_default()).collect();
+    assert_eq!(names, ["broken", "module", "ping", "user"]);
+    assert_eq!(body["result"]["count"], 4);
+    let (broken, ping, user) = (&modules[0], &modules[2], &modules[3]);
+    assert_eq!((&broken["loaded"], &broken["file_present"]), (&json!(false), &json!(true)), "{broken}");
+    assert!(broken["last_error"].as_str().is_some_and(|error| !error.is_empty()), "{broken}");
+    assert_eq!(
+        (&ping["loaded"], &ping["file_present"], &ping["version"]),
+        (&json!(false), &json!(true), &Value::Null)
+    );
+    assert_eq!((&user["loaded"], &user["version"]), (&json!(true), &json!("0.1.0")), "{user}");
+    assert!(
+        user["routes"].as_array().is_some_and(|routes| routes.iter().all(|route| route["public"] == false))
+    );
+
+    // Without `all`, the mod_admin_rest list of loaded names.
+    assert_eq!(
+        host.get("/modules").await,
+        (200, json!({"result": {"count": 2, "modules": ["module", "user"]}}))
+    );
+    assert_eq!(host.get("/modules?all=maybe").await.0, 400);
+}

@@ -258,3 +258,34 @@ async fn check_config_prints_one_line_per_rule() {
     assert!(stderr.contains("nobody"), "the rule is named: {stderr}");
     assert!(rule_lines(&output).is_empty(), "{output:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rules_can_be_read_but_not_changed() {
+    let host = TestHost::builder().with_plugin("whitelist").toml(RULES).start().await;
+    let (status, body) = host.get("/access/rules").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["admins"], json!([ADMIN]));
+    let rules = body["result"]["rules"].as_array().expect("a list");
+    let names: Vec<&str> = rules.iter().map(|rule| rule["name"].as_str().unwrap_or_default()).collect();
+    assert_eq!(names, ["admins", "loopback", "probe", "support", "support-local"]);
+    assert_eq!(
+        rules[2],
+        json!({
+            "name": "probe",
+            "summary": "rule \"probe\": calls from 127.0.0.2/32 (no credentials needed) may call registered_users GET /users in api",
+            "what": ["registered_users", "GET /users"],
+            "from": ["api"],
+            "ip": ["127.0.0.2/32"],
+            "accounts": null,
+            "admins": null,
+            "token_scopes": null,
+        })
+    );
+    assert_eq!((&rules[0]["admins"], &rules[0]["from"]), (&json!(true), &json!(["admin_rest", "api"])));
+    assert_eq!(rules[4]["accounts"], json!(["support@localhost"]));
+    // The summary is the line `plughost check-config` prints.
+    assert!(rules[3]["summary"].as_str().is_some_and(|summary| summary.contains("!DELETE /user/*")));
+    for method in [Method::PUT, Method::POST, Method::DELETE] {
+        assert_eq!(host.request(method, "/access/rules").send().await.status, 405);
+    }
+}

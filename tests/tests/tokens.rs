@@ -247,7 +247,12 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 /// `POST /oauth/token` with the form `pairs` and no `Authorization`.
 async fn oauth(host: &TestHost, pairs: &[(&str, &str)]) -> Reply {
-    host.raw(Method::POST, "/oauth/token")
+    oauth_form(host, "/oauth/token", pairs).await
+}
+
+/// `POST endpoint` with the form `pairs` and no `Authorization`.
+async fn oauth_form(host: &TestHost, endpoint: &str, pairs: &[(&str, &str)]) -> Reply {
+    host.raw(Method::POST, endpoint)
         .no_auth()
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(pairs))
@@ -415,4 +420,44 @@ async fn only_a_hash_of_each_token_is_stored() {
     check(&database_bytes(&host.data_dir()), "running");
     host.stop();
     check(&database_bytes(&host.data_dir()), "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth_revoke_ends_the_token_it_is_given() {
+    let host = host().await;
+    let grant = [
+        ("grant_type", "password"),
+        ("username", ADMIN),
+        ("password", ADMIN_PASSWORD),
+        ("scope", "admin_rest:* api:*"),
+    ];
+    let issue = || async {
+        let reply = oauth(&host, &grant).await;
+        reply.json()["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a token: {:?}", reply.json()))
+            .to_owned()
+    };
+    let (token, other) = (issue().await, issue().await);
+    let host = &host;
+    let revoke = |token: String| async move { oauth_form(host, "/oauth/revoke", &[("token", &token)]).await };
+
+    // A wrong secret, garbage, or a token that is not live: 200 all the same (RFC 7009 §2.2),
+    // and nothing changes.
+    let (id, secret) = parts(&token);
+    for wrong in [format!("ph_{id}_x{secret}"), "garbage".to_owned()] {
+        assert_eq!(revoke(wrong).await.status_json(), (200, json!({})));
+    }
+    assert_eq!(rest_with(host, &token, "/ping").await.status, 200);
+
+    let reply = revoke(token.clone()).await;
+    assert_eq!(reply.status_json(), (200, json!({})));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_invalid(host, &token).await;
+    assert_eq!(revoke(token.clone()).await.status_json(), (200, json!({})), "revoking twice is no error");
+    assert_eq!(rest_with(host, &other, "/ping").await.status, 200, "only the given token ends");
+    let listed = rest_with(host, &other, "/tokens").await.json();
+    assert!(!listed.to_string().contains(id), "a revoked token is not listed: {listed}");
+
+    assert_oauth_error(&oauth_form(host, "/oauth/revoke", &[]).await, "invalid_request");
 }

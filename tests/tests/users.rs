@@ -193,3 +193,33 @@ async fn deleting_a_user_disconnects_every_resource() {
         (404, json!({"result": "User does not exist: alice@localhost"}))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registered_accounts_are_searched_across_domains() {
+    let host = TestHost::builder().domains(&["localhost", "example.org"]).start().await;
+    host.create_users(&["alice", "bob", "carol", "bob@example.org"]).await;
+    let host = &host;
+    let search = |query: &'static str| {
+        let path = format!("/users/registered{query}");
+        async move { host.get(&path).await }
+    };
+    let listed = |count: usize, users: &[&str]| (200, json!({"result": {"count": count, "users": users}}));
+
+    assert_eq!(
+        search("").await,
+        listed(
+            5,
+            &["admin@localhost", "alice@localhost", "bob@example.org", "bob@localhost", "carol@localhost"]
+        )
+    );
+    assert_eq!(search("?search=BOB").await, listed(2, &["bob@example.org", "bob@localhost"]));
+    assert_eq!(search("?search=example").await, listed(1, &["bob@example.org"]));
+    assert_eq!(search("?search=nobody").await, listed(0, &[]));
+    // `count` counts every match; the list stops at `limit`.
+    assert_eq!(search("?search=localhost&limit=2").await, listed(4, &["admin@localhost", "alice@localhost"]));
+    for bad in ["?limit=0", "?limit=1001", "?limit=many"] {
+        let (status, body) = search(bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body["result"].as_str().is_some_and(|text| text.contains("limit")), "{body}");
+    }
+}

@@ -106,37 +106,46 @@ impl Policy {
             .map(|rule| rule.name.as_str())
     }
 
+    /// The rules, in the order they are tried.
+    pub fn rules(&self) -> &[AccessRule] {
+        &self.rules
+    }
+
+    pub fn admins(&self) -> &[String] {
+        &self.admins
+    }
+
     /// One line per rule: who may call what, from where (for `plughost check-config`).
     pub fn describe(&self) -> Vec<String> {
-        self.rules
-            .iter()
-            .map(|rule| {
-                let Who { ip, accounts, admins, token_scopes } = &rule.who;
-                let mut who = Vec::new();
-                if admins.is_some() {
-                    who.push(format!("the admins ({})", self.admins.join(", ")));
-                }
-                if let Some(accounts) = accounts {
-                    who.push(format!("accounts {}", accounts.join(", ")));
-                }
-                if let Some(scopes) = token_scopes {
-                    who.push(format!("bearer tokens with scope {}", scopes.join(" or ")));
-                }
-                if let Some(nets) = ip {
-                    let nets: Vec<String> = nets.iter().map(ToString::to_string).collect();
-                    who.push(format!("calls from {}", nets.join(", ")));
-                }
-                let anonymous = if rule.is_anonymous() { " (no credentials needed)" } else { "" };
-                let from: Vec<&str> = rule.from.iter().map(|dialect| dialect.name()).collect();
-                format!(
-                    "rule {:?}: {}{anonymous} may call {} in {}",
-                    rule.name,
-                    who.join(" and "),
-                    rule.what.join(" "),
-                    from.join(" and ")
-                )
-            })
-            .collect()
+        self.rules.iter().map(|rule| self.describe_rule(rule)).collect()
+    }
+
+    /// Who may call what under `rule`, from where, in one sentence.
+    pub fn describe_rule(&self, rule: &AccessRule) -> String {
+        let Who { ip, accounts, admins, token_scopes } = &rule.who;
+        let mut who = Vec::new();
+        if admins.is_some() {
+            who.push(format!("the admins ({})", self.admins.join(", ")));
+        }
+        if let Some(accounts) = accounts {
+            who.push(format!("accounts {}", accounts.join(", ")));
+        }
+        if let Some(scopes) = token_scopes {
+            who.push(format!("bearer tokens with scope {}", scopes.join(" or ")));
+        }
+        if let Some(nets) = ip {
+            let nets: Vec<String> = nets.iter().map(ToString::to_string).collect();
+            who.push(format!("calls from {}", nets.join(", ")));
+        }
+        let anonymous = if rule.is_anonymous() { " (no credentials needed)" } else { "" };
+        let from: Vec<&str> = rule.from.iter().map(|dialect| dialect.name()).collect();
+        format!(
+            "rule {:?}: {}{anonymous} may call {} in {}",
+            rule.name,
+            who.join(" and "),
+            rule.what.join(" "),
+            from.join(" and ")
+        )
     }
 }
 

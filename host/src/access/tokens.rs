@@ -110,6 +110,17 @@ impl Tokens {
         Ok(self.db.live_tokens(jid, now() as i64)?.into_iter().map(info).collect())
     }
 
+    /// Revokes `token` itself when it is live, for whoever holds it; whether it was is the answer.
+    pub fn revoke_held(&self, token: &str) -> Result<bool, TokenError> {
+        let Some(info) = self.verify(token)? else { return Ok(false) };
+        match self.revoke(&info.id) {
+            Ok(()) => Ok(true),
+            // Revoked or expired since it was verified.
+            Err(TokenError::NotFound(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     pub fn revoke(&self, id: &str) -> Result<(), TokenError> {
         if !self.db.revoke_token(id, now() as i64)? {
             return Err(TokenError::NotFound(id.to_owned()));
@@ -149,8 +160,11 @@ mod tests {
         assert_eq!(tokens.verify(&format!("ph_{id}_{wrong}")).unwrap(), None);
         assert_eq!(tokens.verify("ph_nope_nope").unwrap(), None);
         assert_eq!(tokens.verify("garbage").unwrap(), None);
-        tokens.revoke(&info.id).unwrap();
+        assert!(!tokens.revoke_held(&format!("ph_{id}_{wrong}")).unwrap());
+        assert_eq!(tokens.verify(&token).unwrap(), Some(info.clone()));
+        assert!(tokens.revoke_held(&token).unwrap());
         assert_eq!(tokens.verify(&token).unwrap(), None);
+        assert!(!tokens.revoke_held(&token).unwrap());
         assert!(matches!(tokens.revoke(&info.id), Err(TokenError::NotFound(_))));
         assert!(tokens.list(None).unwrap().is_empty());
     }

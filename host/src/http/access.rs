@@ -1,6 +1,7 @@
 //! The access layer in front of every admin route: the client address (the socket peer, or
 //! what a trusted proxy forwarded), the whitelist, `require_tls`, then authentication (Basic or
-//! bearer token, with failures rate-limited per address) and the first access-rule check. The
+//! bearer token, with failures rate-limited per address) and the first access-rule check, all
+//! skipped for a route its plugin serves without credentials (`route.public`). The
 //! per-command rule check ([`authorize`]) happens once the route is known: in dispatch, or in the
 //! metrics endpoint. Every refusal here is counted as one (see `App::refuse`).
 //!
@@ -25,7 +26,7 @@ use jid::BareJid;
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, Failure};
-use super::{App, Peer, Transport};
+use super::{App, Peer, Transport, dispatch};
 use crate::access::policy::{Command, Identity};
 use crate::access::proxies;
 use crate::config::Dialect;
@@ -114,6 +115,10 @@ pub async fn authenticate(
     next: Next,
 ) -> Result<Response, Failure> {
     let fail = |error| app.refuse(context.dialect, error);
+    if dispatch::targets_public_route(&app, context.dialect, &request) {
+        request.extensions_mut().insert(Identity { ip: context.client, account: None, token_scopes: None });
+        return Ok(next.run(request).await);
+    }
     if let Some(wait) = app.limiter.locked_out(context.client) {
         return Err(fail(ApiError::TooManyFailures(wait)));
     }

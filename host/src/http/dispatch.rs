@@ -90,24 +90,20 @@ async fn call<'t>(
     context: RequestContext,
     request: Request,
 ) -> Call<'t> {
-    let base = match dialect {
-        Dialect::AdminRest => app.config.http.base.as_str(),
-        Dialect::Api => app.config.http.api_base.as_str(),
-    };
-    let Ok(Incoming { method, path, query, headers }) = incoming(&request, base) else {
+    let Ok(Incoming { method, path, query, headers }) = incoming(&request, base_of(app, dialect)) else {
         return Call::refused(ApiError::WrongMethod, None);
     };
     let method = plugin_method(method);
-    let (plugin, template, params, mutates, route) = match table.lookup(dialect, method, &path) {
-        Lookup::Found { plugin, template, params, mutates, metrics } => {
-            (plugin.clone(), template.to_owned(), params, mutates, metrics)
+    let (plugin, template, params, mutates, public, route) = match table.lookup(dialect, method, &path) {
+        Lookup::Found { plugin, template, params, mutates, public, metrics } => {
+            (plugin.clone(), template.to_owned(), params, mutates, public, metrics)
         }
         Lookup::WrongMethod => return Call::refused(ApiError::WrongMethod, None),
         Lookup::NotFound => return Call::refused(ApiError::UnknownPath, None),
     };
     let command = Command { dialect, method: method_name(method), template: &template };
     let audited = mutates.then(|| format!("{} {path}", method_name(method)));
-    if let Err(error) = authorize(app, identity, command) {
+    if !public && let Err(error) = authorize(app, identity, command) {
         return Call::refused(error, audited);
     }
     let body = match read_body(request.into_body(), &app.config.http).await {
@@ -128,6 +124,22 @@ async fn call<'t>(
         Err(error) => Err(error.into()),
     };
     Call { answer, audited, route: Some(route) }
+}
+
+fn base_of(app: &App, dialect: Dialect) -> &str {
+    match dialect {
+        Dialect::AdminRest => &app.config.http.base,
+        Dialect::Api => &app.config.http.api_base,
+    }
+}
+
+/// Whether `request` is for a route that its plugin serves without credentials.
+pub(super) fn targets_public_route(app: &App, dialect: Dialect, request: &Request) -> bool {
+    let Ok(Incoming { method, path, .. }) = incoming(request, base_of(app, dialect)) else { return false };
+    matches!(
+        app.plugins.routes().lookup(dialect, plugin_method(method), &path),
+        Lookup::Found { public: true, .. }
+    )
 }
 
 fn plugin_method(method: WireMethod) -> Method {

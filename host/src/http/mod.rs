@@ -256,7 +256,10 @@ pub fn router(app: Arc<App>) -> Router {
         dialects = dialects.route(&app.config.metrics.path, any(metrics::scrape));
     }
     let dialects = dialects.route_layer(from_fn_with_state(app.clone(), access::authenticate));
-    let guarded = guard(dialects.route(oauth::TOKEN_PATH, post(oauth::token)), &app);
+    let oauth = Router::new()
+        .route(oauth::TOKEN_PATH, post(oauth::token))
+        .route(oauth::REVOKE_PATH, post(oauth::revoke));
+    let guarded = guard(dialects.merge(oauth), &app);
     let probes = Router::new().route("/healthz", get(health::healthz)).route("/readyz", get(health::readyz));
     Router::new()
         .merge(guarded)

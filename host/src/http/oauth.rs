@@ -2,6 +2,9 @@
 //! offers it: `grant_type=password&username=JID&password=...&scope=...[&ttl=seconds]`, form
 //! encoded. Errors are RFC 6749 §5.2 JSON (ejabberd 23.01 drops the connection on a wrong
 //! password instead). Failed attempts count against the address like any failed login.
+//!
+//! `POST /oauth/revoke`: token revocation (RFC 7009), `token=...`, form encoded. Whoever holds a
+//! token may end it, which is how a browser signs out without knowing the token's id.
 
 use std::sync::Arc;
 
@@ -16,6 +19,7 @@ use super::access::RequestContext;
 use super::error::ApiError;
 
 pub const TOKEN_PATH: &str = "/oauth/token";
+pub const REVOKE_PATH: &str = "/oauth/revoke";
 /// The lifetime of a token when the request gives none (ejabberd's default is 3600 s too).
 const DEFAULT_TTL_SECONDS: u64 = 3600;
 
@@ -40,8 +44,8 @@ pub async fn token(
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
-    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let field = |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let form = Form::parse(&body);
+    let field = |name: &str| form.field(name);
     if field("grant_type") != Some("password") {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -105,5 +109,46 @@ pub async fn token(
             tracing::error!(%error, "cannot issue a token");
             ApiError::Internal.into_response()
         }
+    }
+}
+
+/// Revokes the token in the form, if it is live. RFC 7009 §2.2: the answer is 200 whether or not
+/// it was, so that it tells nothing about tokens; only a request without a token is an error.
+pub async fn revoke(State(app): State<Arc<App>>, request: Request) -> Response {
+    let body = match super::dispatch::read_body(request.into_body(), &app.config.http).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    let Some(token) = Form::parse(&body).field("token").map(str::to_owned) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "token is required");
+    };
+    let tokens = app.tokens.clone();
+    match tokio::task::spawn_blocking(move || tokens.revoke_held(&token)).await {
+        Ok(Ok(_)) => {
+            let mut response = axum::Json(json!({})).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+            response
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot revoke a token");
+            ApiError::Internal.into_response()
+        }
+        Err(_) => ApiError::Internal.into_response(),
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(body: &[u8]) -> Form {
+        Form(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The first value of `name`.
+    fn field(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 }

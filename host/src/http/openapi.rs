@@ -113,7 +113,7 @@ fn operation(plugin: &LoadedPlugin, route: &Route, dialect: Dialect, operation_i
         }
         responses.insert(answer.status.to_string(), value);
     }
-    for (status, description) in host_answers(doc.body.is_some()) {
+    for (status, description) in host_answers(doc.body.is_some(), route.public) {
         let error = json!({ "$ref": "#/components/schemas/Error" });
         let Some(documented) = responses.get_mut(&status.to_string()) else {
             responses.insert(
@@ -141,9 +141,14 @@ fn operation(plugin: &LoadedPlugin, route: &Route, dialect: Dialect, operation_i
             "plugin": &*plugin.name,
             "version": plugin.manifest.version,
             "mutates": route.mutates,
+            "public": route.public,
             "dialect": dialect.name(),
         },
     });
+    if route.public {
+        // No credentials: this overrides the document's global security requirement.
+        operation["security"] = json!([]);
+    }
     if !doc.summary.is_empty() {
         operation["summary"] = doc.summary.clone().into();
     }
@@ -158,8 +163,10 @@ fn operation(plugin: &LoadedPlugin, route: &Route, dialect: Dialect, operation_i
     operation
 }
 
-/// What the host itself can answer for any plugin route, unless the plugin documents the status.
-fn host_answers(reads_body: bool) -> impl Iterator<Item = (u16, &'static str)> {
+/// What the host itself can answer for any plugin route, unless the plugin documents the status;
+/// a public route is not authenticated, so it has none of the answers about credentials.
+fn host_answers(reads_body: bool, public: bool) -> impl Iterator<Item = (u16, &'static str)> {
+    let credential_answers = [400, 401, 429];
     let body_answers = [
         (408, "The body did not arrive within `http.body_timeout_s`."),
         (413, "The body is larger than `http.max_body`."),
@@ -173,6 +180,7 @@ fn host_answers(reads_body: bool) -> impl Iterator<Item = (u16, &'static str)> {
         (503, "The plugin exceeded its deadline or could not be started."),
     ]
     .into_iter()
+    .filter(move |(status, _)| !(public && credential_answers.contains(status)))
     .chain(body_answers.into_iter().filter(move |_| reads_body))
 }
 

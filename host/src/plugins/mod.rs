@@ -251,6 +251,16 @@ impl Plugins {
         (status.loaded.is_some() || status.file_present || status.last_error.is_some()).then_some(status)
     }
 
+    /// Every plugin known in any way: loaded, a file in the plugins folder, or a failed load;
+    /// sorted by name.
+    pub fn known(&self) -> Vec<ModuleStatus> {
+        let mut names: std::collections::BTreeSet<String> =
+            self.routes().plugins().map(|plugin| plugin.name.to_string()).collect();
+        names.extend(self.plugin_files().unwrap_or_default());
+        names.extend(self.last_errors().keys().cloned());
+        names.iter().filter_map(|name| self.status(name)).collect()
+    }
+
     /// Every plugin whose latest load failed, with the reason, sorted by name.
     pub fn load_failures(&self) -> Vec<(String, String)> {
         self.last_errors().iter().map(|(name, reason)| (name.clone(), reason.clone())).collect()

@@ -51,6 +51,7 @@ struct Route {
     method: Method,
     plugin: Arc<LoadedPlugin>,
     mutates: bool,
+    public: bool,
     metrics: RouteMetrics,
 }
 
@@ -61,6 +62,8 @@ pub enum Lookup<'a> {
         template: &'a str,
         params: Vec<(String, String)>,
         mutates: bool,
+        /// Served without credentials (`route.public`, granted to the plugin).
+        public: bool,
         metrics: &'a RouteMetrics,
     },
     WrongMethod,
@@ -69,9 +72,24 @@ pub enum Lookup<'a> {
 
 impl LoadedPlugin {
     pub fn dialect(&self) -> Dialect {
-        match self.manifest.dialect {
+        self.manifest.dialect.into()
+    }
+}
+
+impl From<types::Dialect> for Dialect {
+    fn from(dialect: types::Dialect) -> Dialect {
+        match dialect {
             types::Dialect::AdminRest => Dialect::AdminRest,
             types::Dialect::Api => Dialect::Api,
+        }
+    }
+}
+
+impl From<Dialect> for types::Dialect {
+    fn from(dialect: Dialect) -> types::Dialect {
+        match dialect {
+            Dialect::AdminRest => types::Dialect::AdminRest,
+            Dialect::Api => types::Dialect::Api,
         }
     }
 }
@@ -105,12 +123,14 @@ impl RouteTable {
     ) -> Result<RouteTable, RouteConflict> {
         let mut table = RouteTable::default();
         let mut index_of: BTreeMap<(Dialect, String), usize> = BTreeMap::new();
-        // Per path, in `table.paths` order: (method, plugin, mutates) until the table is valid.
-        let mut claimed: Vec<Vec<(Method, Arc<LoadedPlugin>, bool)>> = Vec::new();
+        // Per path, in `table.paths` order: the claims until the table is valid.
+        // A claim is the plugin and the index of the route in its manifest.
+        let mut claimed: Vec<Vec<(Arc<LoadedPlugin>, usize)>> = Vec::new();
         for plugin in plugins {
             let dialect = plugin.dialect();
-            for route in &plugin.manifest.routes {
+            for (position, route) in plugin.manifest.routes.iter().enumerate() {
                 validate_doc(route)?;
+                validate_public(route, &plugin.name, plugin.policy.public_routes)?;
                 let key = (dialect, route.path.clone());
                 let index = match index_of.get(&key) {
                     Some(&index) => index,
@@ -127,24 +147,32 @@ impl RouteTable {
                     }
                 };
                 let methods = &mut claimed[index];
-                if let Some((_, owner, _)) = methods.iter().find(|(method, _, _)| *method == route.method) {
+                if let Some((owner, _)) =
+                    methods.iter().find(|(owner, at)| owner.manifest.routes[*at].method == route.method)
+                {
                     return Err(RouteConflict::Taken {
                         method: method_name(route.method),
                         path: route.path.clone(),
                         owner: owner.name.clone(),
                     });
                 }
-                methods.push((route.method, plugin.clone(), route.mutates));
+                methods.push((plugin.clone(), position));
             }
             table.plugins.insert(plugin.name.clone(), plugin);
         }
         for (path, methods) in table.paths.iter_mut().zip(claimed) {
             path.methods = methods
                 .into_iter()
-                .map(|(method, plugin, mutates)| {
-                    let metrics =
-                        metrics.route(&plugin.name, plugin.dialect(), method_name(method), &path.template);
-                    Route { method, plugin, mutates, metrics }
+                .map(|(plugin, position)| {
+                    let route = &plugin.manifest.routes[position];
+                    let metrics = metrics.route(
+                        &plugin.name,
+                        plugin.dialect(),
+                        method_name(route.method),
+                        &path.template,
+                    );
+                    let (method, mutates, public) = (route.method, route.mutates, route.public);
+                    Route { method, mutates, public, plugin, metrics }
                 })
                 .collect();
         }
@@ -165,6 +193,7 @@ impl RouteTable {
             template: &routes.template,
             params,
             mutates: route.mutates,
+            public: route.public,
             metrics: &route.metrics,
         }
     }
@@ -187,6 +216,9 @@ fn validate_template(path: &str) -> Result<(), RouteConflict> {
         return Err(invalid("is reserved for the host's OpenAPI document"));
     }
     let Some(rest) = path.strip_prefix('/') else { return Err(invalid("must start with '/'")) };
+    // A directory-like page (`/console/`) needs its slash, so that the page's relative links
+    // resolve below it.
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
     for segment in rest.split('/') {
         if segment.is_empty() {
             return Err(invalid("has an empty segment"));
@@ -198,6 +230,28 @@ fn validate_template(path: &str) -> Result<(), RouteConflict> {
         {
             return Err(invalid("a segment must be literal or a whole {name}"));
         }
+    }
+    Ok(())
+}
+
+/// A public route is a page for a browser that has not signed in yet: it reads, and its plugin
+/// was trusted with that in the configuration.
+fn validate_public(route: &types::Route, plugin: &str, granted: bool) -> Result<(), RouteConflict> {
+    let invalid = |reason: String| RouteConflict::Invalid {
+        path: format!("{} {}", method_name(route.method), route.path),
+        reason,
+    };
+    if !route.public {
+        return Ok(());
+    }
+    if route.method != Method::Get || route.mutates {
+        return Err(invalid("only GET routes that do not mutate may be public".into()));
+    }
+    if !granted {
+        return Err(invalid(format!(
+            "is public, but plugin `{plugin}` may not serve routes without credentials \
+             (`[plugin.{plugin}] public_routes = true` allows it)"
+        )));
     }
     Ok(())
 }
@@ -256,7 +310,7 @@ mod tests {
     use super::*;
 
     fn route(path: &str, doc: types::RouteDoc) -> types::Route {
-        types::Route { method: Method::Get, path: path.into(), mutates: false, doc }
+        types::Route { method: Method::Get, path: path.into(), mutates: false, public: false, doc }
     }
 
     fn doc() -> types::RouteDoc {
@@ -304,10 +358,31 @@ mod tests {
     }
 
     #[test]
+    fn only_granted_reads_may_be_public() {
+        let page = types::Route { public: true, ..route("/page/", doc()) };
+        assert!(validate_public(&page, "console", true).is_ok());
+        let refused = validate_public(&page, "console", false).unwrap_err().to_string();
+        assert!(refused.contains("[plugin.console] public_routes = true"), "{refused}");
+        let post = types::Route { method: Method::Post, ..page.clone() };
+        let mutating = types::Route { mutates: true, ..page.clone() };
+        for route in [post, mutating] {
+            let refused = validate_public(&route, "console", true).unwrap_err().to_string();
+            assert!(refused.contains("only GET routes that do not mutate"), "{refused}");
+        }
+        assert!(
+            validate_public(&route("/page", doc()), "other", false).is_ok(),
+            "a private route needs no grant"
+        );
+    }
+
+    #[test]
     fn templates_are_checked() {
         assert!(validate_template("/user/{name}/connected").is_ok());
         assert!(validate_template("/ping").is_ok());
-        for bad in ["ping", "/user//x", "/user/{}", "/user/{a}b", "/x/{*rest}", "/x/", "/openapi.json"] {
+        assert!(validate_template("/console/").is_ok());
+        for bad in
+            ["ping", "/user//x", "/user/{}", "/user/{a}b", "/x/{*rest}", "/", "//", "/x//", "/openapi.json"]
+        {
             assert!(validate_template(bad).is_err(), "{bad}");
         }
     }

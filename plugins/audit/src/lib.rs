@@ -28,8 +28,14 @@ use sdk::types::{Method, Request, Response};
 use sdk::{Answer, Doc, Endpoint, Param, Reply};
 use serde::Serialize;
 
-const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/audit", handler: page, mutates: false, doc: PAGE }];
+const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    method: Method::Get,
+    path: "/audit",
+    handler: page,
+    mutates: false,
+    public: false,
+    doc: PAGE,
+}];
 
 /// Records per page when the request does not say.
 const DEFAULT_LIMIT: u32 = 100;

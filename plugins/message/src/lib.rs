@@ -35,9 +35,38 @@ use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde_json::{Map, Value, json};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Post, path: "/message/{name}", handler: send, mutates: true, doc: SEND },
-    Endpoint { method: Method::Post, path: "/message", handler: multicast, mutates: true, doc: MULTICAST },
-    Endpoint { method: Method::Post, path: "/broadcast", handler: broadcast, mutates: true, doc: BROADCAST },
+    Endpoint {
+        method: Method::Post,
+        path: "/message/{name}",
+        handler: send,
+        mutates: true,
+        public: false,
+        doc: SEND,
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/message",
+        handler: multicast,
+        mutates: true,
+        public: false,
+        doc: MULTICAST,
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/broadcast",
+        handler: broadcast,
+        mutates: true,
+        public: false,
+        doc: BROADCAST,
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/messages/prefixes",
+        handler: prefixes,
+        mutates: false,
+        public: false,
+        doc: PREFIXES,
+    },
 ];
 
 /// The JSON Schema of the message members that [`outgoing`] reads. A macro rather than a
@@ -241,6 +270,45 @@ fn broadcast(request: &Request) -> Reply {
     let count = messaging::broadcast(&message);
     log(Level::Info, &format!("{} broadcast a message to {count} online users", request.caller.jid));
     Ok(sdk::reply(200, json!({ "count": count })))
+}
+
+const PREFIXES: Doc = Doc {
+    summary: "Show the message prefixes",
+    description: "What `[messages]` puts in front of the body of each kind of message \
+        (`POST /message/{name}`, `POST /message`, `POST /broadcast`), so that a client can show \
+        what recipients will read. Plughost's addition.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The prefix of each kind, empty when none is configured",
+        r#"{
+            "type": "object",
+            "properties": {
+                "result": {
+                    "type": "object",
+                    "properties": {
+                        "message": {"type": "string"},
+                        "multicast": {"type": "string"},
+                        "broadcast": {"type": "string"}
+                    },
+                    "required": ["message", "multicast", "broadcast"]
+                }
+            },
+            "required": ["result"]
+        }"#,
+    )],
+};
+
+fn prefixes(_request: &Request) -> Reply {
+    Ok(sdk::reply(
+        200,
+        json!({
+            "message": messaging::prefix(Purpose::Single),
+            "multicast": messaging::prefix(Purpose::Multicast),
+            "broadcast": messaging::prefix(Purpose::Broadcast),
+        }),
+    ))
 }
 
 sdk::plugin!(

@@ -29,17 +29,52 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use plughost::admin::log::{Level, log};
 use plughost::admin::modules::{self, ModuleInfo};
-use sdk::types::{Dialect, Error, Method, Request};
+use sdk::types::{Error, Method, Request};
 use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde::Serialize;
 use serde_json::json;
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/modules", handler: list, mutates: false, doc: LIST },
-    Endpoint { method: Method::Get, path: "/modules/count", handler: count, mutates: false, doc: COUNT },
-    Endpoint { method: Method::Get, path: "/module/{name}", handler: show, mutates: false, doc: SHOW },
-    Endpoint { method: Method::Put, path: "/module/{name}", handler: load, mutates: true, doc: LOAD },
-    Endpoint { method: Method::Delete, path: "/module/{name}", handler: unload, mutates: true, doc: UNLOAD },
+    Endpoint {
+        method: Method::Get,
+        path: "/modules",
+        handler: list,
+        mutates: false,
+        public: false,
+        doc: LIST,
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/modules/count",
+        handler: count,
+        mutates: false,
+        public: false,
+        doc: COUNT,
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/module/{name}",
+        handler: show,
+        mutates: false,
+        public: false,
+        doc: SHOW,
+    },
+    Endpoint {
+        method: Method::Put,
+        path: "/module/{name}",
+        handler: load,
+        mutates: true,
+        public: false,
+        doc: LOAD,
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/module/{name}",
+        handler: unload,
+        mutates: true,
+        public: false,
+        doc: UNLOAD,
+    },
 ];
 
 const NAME: Param =
@@ -77,6 +112,7 @@ struct RouteView {
     method: &'static str,
     path: String,
     mutates: bool,
+    public: bool,
 }
 
 impl From<ModuleInfo> for ModuleView {
@@ -86,10 +122,7 @@ impl From<ModuleInfo> for ModuleView {
             loaded: info.loaded,
             version: info.version,
             description: info.description,
-            dialect: info.dialect.map(|dialect| match dialect {
-                Dialect::AdminRest => "admin_rest",
-                Dialect::Api => "api",
-            }),
+            dialect: info.dialect.map(sdk::dialect_name),
             routes: info
                 .routes
                 .into_iter()
@@ -97,6 +130,7 @@ impl From<ModuleInfo> for ModuleView {
                     method: sdk::method_name(route.method),
                     path: route.path,
                     mutates: route.mutates,
+                    public: route.public,
                 })
                 .collect(),
             file_present: info.file_present,
@@ -115,30 +149,46 @@ const LIST: Doc = Doc {
     summary: "List the loaded plugins",
     description: "The names of the plugins serving now, sorted. A plugin that is only a file in the \
         plugins folder, or whose last load failed with no earlier version serving, is not listed: \
-        `GET /module/{name}` shows it.",
-    params: &[],
+        `GET /module/{name}` shows it. With `all=true`, every plugin the host knows of (loaded, a \
+        file, or a failed load) is listed, each as `GET /module/{name}` describes it.",
+    params: &[Param::query("all", "List every known plugin, each in full", schema::FLAG)],
     body: None,
-    answers: &[Answer::new(
-        200,
-        "The loaded plugins",
-        r#"{
+    answers: &[
+        Answer::new(
+            200,
+            "The loaded plugins",
+            r#"{
             "type": "object",
             "properties": {
                 "result": {
                     "type": "object",
                     "properties": {
                         "count": {"type": "integer", "minimum": 0},
-                        "modules": {"type": "array", "items": {"type": "string"}}
+                        "modules": {
+                            "type": "array",
+                            "items": {
+                                "anyOf": [
+                                    {"type": "string", "description": "A name, without `all`"},
+                                    {"type": "object", "description": "With `all=true`: as `GET /module/{name}`", "required": ["module", "loaded"]}
+                                ]
+                            }
+                        }
                     },
                     "required": ["count", "modules"]
                 }
             },
             "required": ["result"]
         }"#,
-    )],
+        ),
+        Answer::text(400, "`all` is neither `true` nor `false`"),
+    ],
 };
 
-fn list(_request: &Request) -> Reply {
+fn list(request: &Request) -> Reply {
+    if sdk::query_flag(request, "all")? {
+        let views: Vec<ModuleView> = modules::catalog().into_iter().map(ModuleView::from).collect();
+        return Ok(sdk::reply(200, json!({ "count": views.len(), "modules": views })));
+    }
     let names: Vec<String> = modules::list().into_iter().map(|info| info.name).collect();
     Ok(sdk::reply(200, json!({ "count": names.len(), "modules": names })))
 }
@@ -175,9 +225,10 @@ const MODULE: &str = r#"{
                         "properties": {
                             "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
                             "path": {"type": "string"},
-                            "mutates": {"type": "boolean"}
+                            "mutates": {"type": "boolean"},
+                            "public": {"type": "boolean", "description": "Served without credentials"}
                         },
-                        "required": ["method", "path", "mutates"]
+                        "required": ["method", "path", "mutates", "public"]
                     }
                 },
                 "file_present": {"type": "boolean"},

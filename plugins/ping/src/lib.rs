@@ -45,6 +45,7 @@ impl Guest for Ping {
                 method: Method::Get,
                 path: "/ping".into(),
                 mutates: false,
+                public: false,
                 doc: sdk::route_doc(&PING),
             }],
         }

@@ -35,9 +35,30 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/roster/{name}", handler: show, mutates: false, doc: SHOW },
-    Endpoint { method: Method::Post, path: "/roster/{name}", handler: add, mutates: true, doc: ADD },
-    Endpoint { method: Method::Delete, path: "/roster/{name}", handler: remove, mutates: true, doc: REMOVE },
+    Endpoint {
+        method: Method::Get,
+        path: "/roster/{name}",
+        handler: show,
+        mutates: false,
+        public: false,
+        doc: SHOW,
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/roster/{name}",
+        handler: add,
+        mutates: true,
+        public: false,
+        doc: ADD,
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/roster/{name}",
+        handler: remove,
+        mutates: true,
+        public: false,
+        doc: REMOVE,
+    },
 ];
 
 const NAME: Param = Param::path(

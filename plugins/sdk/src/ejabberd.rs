@@ -140,6 +140,7 @@ pub fn manifest(name: &str, version: &str, description: &str, commands: &[Comman
                 method,
                 path: format!("/{}", command.name),
                 mutates: command.mutates,
+                public: false,
                 doc: route_doc(command, method),
             })
         })

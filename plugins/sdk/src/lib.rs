@@ -72,6 +72,9 @@ pub struct Endpoint {
     pub handler: fn(&Request) -> Reply,
     /// Whether a call changes state (and so is written to the audit log).
     pub mutates: bool,
+    /// Whether the host serves it without credentials (`route.public` of `wit/types.wit`: `GET`
+    /// only, and only for a plugin granted `public_routes`).
+    pub public: bool,
     pub doc: Doc,
 }
 
@@ -172,6 +175,7 @@ pub fn manifest(
                 method: endpoint.method,
                 path: endpoint.path.into(),
                 mutates: endpoint.mutates,
+                public: endpoint.public,
                 doc: route_doc(&endpoint.doc),
             })
             .collect(),
@@ -274,6 +278,14 @@ pub fn domainpart(jid: &str) -> &str {
 }
 
 /// The method as written in HTTP (`GET`).
+/// How configuration, access rules and answers name `dialect`.
+pub fn dialect_name(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::AdminRest => "admin_rest",
+        Dialect::Api => "api",
+    }
+}
+
 pub fn method_name(method: Method) -> &'static str {
     match method {
         Method::Get => "GET",

@@ -39,9 +39,30 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/tokens", handler: list, mutates: false, doc: LIST },
-    Endpoint { method: Method::Post, path: "/tokens", handler: issue, mutates: true, doc: ISSUE },
-    Endpoint { method: Method::Delete, path: "/token/{id}", handler: revoke, mutates: true, doc: REVOKE },
+    Endpoint {
+        method: Method::Get,
+        path: "/tokens",
+        handler: list,
+        mutates: false,
+        public: false,
+        doc: LIST,
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/tokens",
+        handler: issue,
+        mutates: true,
+        public: false,
+        doc: ISSUE,
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/token/{id}",
+        handler: revoke,
+        mutates: true,
+        public: false,
+        doc: REVOKE,
+    },
 ];
 
 /// How long a token lives when the request does not say: one hour.

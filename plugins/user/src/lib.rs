@@ -38,14 +38,36 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/user/{name}", handler: show, mutates: false, doc: SHOW },
-    Endpoint { method: Method::Post, path: "/user/{name}", handler: register, mutates: true, doc: REGISTER },
-    Endpoint { method: Method::Delete, path: "/user/{name}", handler: delete, mutates: true, doc: DELETE },
+    Endpoint {
+        method: Method::Get,
+        path: "/user/{name}",
+        handler: show,
+        mutates: false,
+        public: false,
+        doc: SHOW,
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/user/{name}",
+        handler: register,
+        mutates: true,
+        public: false,
+        doc: REGISTER,
+    },
+    Endpoint {
+        method: Method::Delete,
+        path: "/user/{name}",
+        handler: delete,
+        mutates: true,
+        public: false,
+        doc: DELETE,
+    },
     Endpoint {
         method: Method::Get,
         path: "/user/{name}/connected",
         handler: connected,
         mutates: false,
+        public: false,
         doc: CONNECTED,
     },
     Endpoint {
@@ -53,6 +75,7 @@ const ENDPOINTS: &[Endpoint] = &[
         path: "/user/{name}/{attribute}",
         handler: modify,
         mutates: true,
+        public: false,
         doc: MODIFY,
     },
     Endpoint {
@@ -60,6 +83,7 @@ const ENDPOINTS: &[Endpoint] = &[
         path: "/user/{name}/sessions",
         handler: kick,
         mutates: true,
+        public: false,
         doc: KICK_ALL,
     },
     Endpoint {
@@ -67,6 +91,7 @@ const ENDPOINTS: &[Endpoint] = &[
         path: "/user/{name}/sessions/{resource}",
         handler: kick,
         mutates: true,
+        public: false,
         doc: KICK_ONE,
     },
     Endpoint {
@@ -74,14 +99,31 @@ const ENDPOINTS: &[Endpoint] = &[
         path: "/user_connected/{name}",
         handler: connected_or_unknown,
         mutates: false,
+        public: false,
         doc: CONNECTED_OR_UNKNOWN,
     },
-    Endpoint { method: Method::Get, path: "/users", handler: online, mutates: false, doc: ONLINE },
+    Endpoint {
+        method: Method::Get,
+        path: "/users",
+        handler: online,
+        mutates: false,
+        public: false,
+        doc: ONLINE,
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/users/registered",
+        handler: registered,
+        mutates: false,
+        public: false,
+        doc: REGISTERED,
+    },
     Endpoint {
         method: Method::Get,
         path: "/users/count",
         handler: online_count,
         mutates: false,
+        public: false,
         doc: ONLINE_COUNT,
     },
 ];
@@ -620,6 +662,75 @@ fn online(_request: &Request) -> Reply {
         .map(|(jid, resource)| OnlineView { username: sdk::localpart(&jid).into(), resource, jid })
         .collect();
     Ok(sdk::reply(200, OnlineList { count: users.len(), users }))
+}
+
+/// How many accounts `GET /users/registered` lists when the request does not say.
+const DEFAULT_SEARCH_LIMIT: usize = 100;
+/// The most it lists at once: a page, not a dump (`GET /api/registered_users` dumps a domain).
+const MAX_SEARCH_LIMIT: usize = 1000;
+
+const REGISTERED: Doc = Doc {
+    summary: "Search the registered accounts",
+    description: "Accounts of every served domain whose bare JID contains `search` \
+        (case-insensitive; every account without it), sorted, at most `limit`. `count` counts \
+        every match, so a client can tell that the list was cut. Plughost's addition: \
+        mod_admin_rest lists only connected users.",
+    params: &[
+        Param::query("search", "Part of the bare JID", schema::STRING),
+        Param::query(
+            "limit",
+            "At most this many accounts, 1 to 1000 (default 100)",
+            r#"{"type":"string","pattern":"^[0-9]+$"}"#,
+        ),
+    ],
+    body: None,
+    answers: &[
+        Answer::new(
+            200,
+            "The matching accounts",
+            r#"{
+                "type": "object",
+                "properties": {
+                    "result": {
+                        "type": "object",
+                        "properties": {
+                            "count": {"type": "integer", "minimum": 0, "description": "Every match, listed or not"},
+                            "users": {"type": "array", "items": {"type": "string", "description": "A bare JID"}}
+                        },
+                        "required": ["count", "users"]
+                    }
+                },
+                "required": ["result"]
+            }"#,
+        ),
+        Answer::text(400, "`limit` is not a number from 1 to 1000"),
+        sdk::UNAVAILABLE,
+    ],
+};
+
+fn registered(request: &Request) -> Reply {
+    let query =
+        |name: &str| request.query.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let search = query("search").unwrap_or_default().to_lowercase();
+    let limit = match query("limit").map(str::parse::<usize>) {
+        None => DEFAULT_SEARCH_LIMIT,
+        Some(Ok(limit)) if (1..=MAX_SEARCH_LIMIT).contains(&limit) => limit,
+        Some(_) => {
+            return Err(sdk::reply(
+                400,
+                format!("Query parameter limit must be a number from 1 to {MAX_SEARCH_LIMIT}"),
+            ));
+        }
+    };
+    let mut matches = Vec::new();
+    for domain in accounts::domains() {
+        let jids = accounts::list(&domain).map_err(|error| sdk::error_reply(&error))?;
+        matches.extend(jids.into_iter().filter(|jid| jid.to_lowercase().contains(&search)));
+    }
+    matches.sort();
+    let count = matches.len();
+    matches.truncate(limit);
+    Ok(sdk::reply(200, json!({ "count": count, "users": matches })))
 }
 
 const ONLINE_COUNT: Doc = Doc {

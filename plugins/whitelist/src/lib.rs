@@ -32,15 +32,31 @@ use plughost::admin::log::{Level, log};
 use sdk::types::{Error, Method, Request, Response};
 use sdk::{Answer, Doc, Endpoint, Param, Reply, schema};
 use serde::Serialize;
+use serde_json::json;
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/whitelist", handler: show, mutates: false, doc: SHOW },
-    Endpoint { method: Method::Put, path: "/whitelist/{addr}", handler: allow, mutates: true, doc: ALLOW },
+    Endpoint {
+        method: Method::Get,
+        path: "/whitelist",
+        handler: show,
+        mutates: false,
+        public: false,
+        doc: SHOW,
+    },
+    Endpoint {
+        method: Method::Put,
+        path: "/whitelist/{addr}",
+        handler: allow,
+        mutates: true,
+        public: false,
+        doc: ALLOW,
+    },
     Endpoint {
         method: Method::Put,
         path: "/whitelist/{addr}/{prefix}",
         handler: allow,
         mutates: true,
+        public: false,
         doc: ALLOW_RANGE,
     },
     Endpoint {
@@ -48,6 +64,7 @@ const ENDPOINTS: &[Endpoint] = &[
         path: "/whitelist/{addr}",
         handler: disallow,
         mutates: true,
+        public: false,
         doc: DISALLOW,
     },
     Endpoint {
@@ -55,7 +72,16 @@ const ENDPOINTS: &[Endpoint] = &[
         path: "/whitelist/{addr}/{prefix}",
         handler: disallow,
         mutates: true,
+        public: false,
         doc: DISALLOW_RANGE,
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/access/rules",
+        handler: rules,
+        mutates: false,
+        public: false,
+        doc: RULES,
     },
 ];
 
@@ -242,6 +268,79 @@ fn disallow(request: &Request) -> Reply {
     })?;
     log(Level::Info, &format!("{} removed {cidr} from the whitelist{}", request.caller.jid, change.note()));
     Ok(sdk::reply(200, format!("IP removed from whitelist: {cidr}")))
+}
+
+const RULES: Doc = Doc {
+    summary: "Show the access rules",
+    description: "The configured `[[access.rules]]` in the order they are tried, and the `admins` \
+        accounts. Read-only: rules change with the configuration file. Each rule's conditions \
+        that are not given are `null`; `summary` says in one sentence who may call what.",
+    params: &[],
+    body: None,
+    answers: &[Answer::new(
+        200,
+        "The rules and the admins",
+        r#"{
+            "type": "object",
+            "properties": {
+                "result": {
+                    "type": "object",
+                    "properties": {
+                        "admins": {"type": "array", "items": {"type": "string"}},
+                        "rules": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "summary": {"type": "string"},
+                                    "what": {"type": "array", "items": {"type": "string"}},
+                                    "from": {"type": "array", "items": {"enum": ["admin_rest", "api"]}},
+                                    "ip": {"type": ["array", "null"], "items": {"type": "string"}},
+                                    "accounts": {"type": ["array", "null"], "items": {"type": "string"}},
+                                    "admins": {"type": ["boolean", "null"]},
+                                    "token_scopes": {"type": ["array", "null"], "items": {"type": "string"}}
+                                },
+                                "required": ["name", "summary", "what", "from", "ip", "accounts", "admins", "token_scopes"]
+                            }
+                        }
+                    },
+                    "required": ["admins", "rules"]
+                }
+            },
+            "required": ["result"]
+        }"#,
+    )],
+};
+
+#[derive(Serialize)]
+struct RuleView {
+    name: String,
+    summary: String,
+    what: Vec<String>,
+    from: Vec<&'static str>,
+    ip: Option<Vec<String>>,
+    accounts: Option<Vec<String>>,
+    /// `null` rather than `false`: a condition that is not given.
+    admins: Option<bool>,
+    token_scopes: Option<Vec<String>>,
+}
+
+fn rules(_request: &Request) -> Reply {
+    let rules: Vec<RuleView> = access::rules()
+        .into_iter()
+        .map(|rule| RuleView {
+            name: rule.name,
+            summary: rule.summary,
+            what: rule.what,
+            from: rule.dialects.into_iter().map(sdk::dialect_name).collect(),
+            ip: rule.ip,
+            accounts: rule.accounts,
+            admins: rule.admins.then_some(true),
+            token_scopes: rule.token_scopes,
+        })
+        .collect();
+    Ok(sdk::reply(200, json!({ "admins": access::admins(), "rules": rules })))
 }
 
 sdk::plugin!(

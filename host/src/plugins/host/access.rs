@@ -1,13 +1,39 @@
-//! `access`: the admin API's address whitelist.
+//! `access`: the admin API's address whitelist, and the access rules to read.
 
 use std::net::IpAddr;
 
 use super::PluginState;
-use crate::plugins::bindings::access::Host;
+use crate::config::Who;
+use crate::plugins::bindings::access::{AccessRule, Host};
 use crate::plugins::bindings::types::Error;
 use crate::whitelist::WhitelistError;
 
 impl Host for PluginState {
+    fn rules(&mut self) -> wasmtime::Result<Vec<AccessRule>> {
+        let policy = &self.services.policy;
+        Ok(policy
+            .rules()
+            .iter()
+            .map(|rule| {
+                let Who { ip, accounts, admins, token_scopes } = &rule.who;
+                AccessRule {
+                    name: rule.name.clone(),
+                    summary: policy.describe_rule(rule),
+                    ip: ip.as_ref().map(|nets| nets.iter().map(ToString::to_string).collect()),
+                    accounts: accounts.clone(),
+                    admins: admins.is_some(),
+                    token_scopes: token_scopes.clone(),
+                    what: rule.what.clone(),
+                    dialects: rule.from.iter().map(|&dialect| dialect.into()).collect(),
+                }
+            })
+            .collect())
+    }
+
+    fn admins(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.services.policy.admins().to_vec())
+    }
+
     fn whitelist(&mut self) -> wasmtime::Result<Option<Vec<String>>> {
         Ok(self.services.whitelist.entries().map(|nets| nets.iter().map(ToString::to_string).collect()))
     }

@@ -59,6 +59,10 @@ impl Host for PluginState {
         }))
     }
 
+    fn prefix(&mut self, purpose: Purpose) -> wasmtime::Result<String> {
+        Ok(prefix(&self.services.messages, purpose).to_owned())
+    }
+
     fn broadcast(&mut self, message: Outgoing) -> wasmtime::Result<u32> {
         let stanza = stanza(message, prefix(&self.services.messages, Purpose::Broadcast));
         Ok(self.services.server.broadcast_from_server(stanza) as u32)

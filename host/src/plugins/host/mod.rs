@@ -24,6 +24,7 @@ use super::Plugins;
 use super::bindings::types;
 use std::time::Instant;
 
+use crate::access::policy::Policy;
 use crate::access::tokens::Tokens;
 use crate::config::MessagesConfig;
 use crate::store::Db;
@@ -41,6 +42,8 @@ pub struct Services {
     /// For the audit log.
     pub db: Arc<Db>,
     pub messages: MessagesConfig,
+    /// The access rules, which plugins may read.
+    pub policy: Arc<Policy>,
     pub started: Instant,
 }
 

@@ -21,6 +21,10 @@ impl Host for PluginState {
             .unwrap_or_default())
     }
 
+    fn catalog(&mut self) -> wasmtime::Result<Vec<ModuleInfo>> {
+        Ok(self.registry().map(|plugins| plugins.known().into_iter().map(info).collect()).unwrap_or_default())
+    }
+
     fn get(&mut self, name: String) -> wasmtime::Result<Result<ModuleInfo, Error>> {
         Ok(self
             .registry()

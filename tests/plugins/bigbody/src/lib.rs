@@ -17,6 +17,7 @@ const ENDPOINTS: &[Endpoint] = &[Endpoint {
     path: "/fixture/bigbody",
     handler: bigbody,
     mutates: false,
+    public: false,
     doc: BIGBODY,
 }];
 

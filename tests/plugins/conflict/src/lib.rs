@@ -10,8 +10,14 @@ wit_bindgen::generate!({
 use sdk::types::{Method, Request};
 use sdk::{Answer, Doc, Endpoint, Reply};
 
-const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/ping", handler: ping, mutates: false, doc: PING }];
+const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    method: Method::Get,
+    path: "/ping",
+    handler: ping,
+    mutates: false,
+    public: false,
+    doc: PING,
+}];
 
 const PING: Doc = Doc {
     summary: "Claim ping's route (test fixture)",

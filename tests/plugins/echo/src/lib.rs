@@ -22,8 +22,22 @@ const VERSION: &str = match option_env!("PLUGHOST_ECHO_VERSION") {
 };
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/fixture/echo/{name}", handler: echo, mutates: false, doc: ECHO },
-    Endpoint { method: Method::Post, path: "/fixture/echo/{name}", handler: echo, mutates: true, doc: ECHO },
+    Endpoint {
+        method: Method::Get,
+        path: "/fixture/echo/{name}",
+        handler: echo,
+        mutates: false,
+        public: false,
+        doc: ECHO,
+    },
+    Endpoint {
+        method: Method::Post,
+        path: "/fixture/echo/{name}",
+        handler: echo,
+        mutates: true,
+        public: false,
+        doc: ECHO,
+    },
 ];
 
 const ECHO: Doc = Doc {

@@ -29,6 +29,7 @@ const ENDPOINTS: &[Endpoint] = &[Endpoint {
     path: "/fixture/greedy",
     handler: greedy,
     mutates: false,
+    public: false,
     doc: GREEDY,
 }];
 

@@ -27,6 +27,7 @@ const ENDPOINTS: &[Endpoint] = &[Endpoint {
     path: "/fixture/hostloop",
     handler: hostloop,
     mutates: false,
+    public: false,
     doc: HOSTLOOP,
 }];
 

@@ -18,6 +18,7 @@ const ENDPOINTS: &[Endpoint] = &[Endpoint {
     path: "/fixture/membomb",
     handler: membomb,
     mutates: false,
+    public: false,
     doc: MEMBOMB,
 }];
 

@@ -17,6 +17,7 @@ const ENDPOINTS: &[Endpoint] = &[Endpoint {
     path: "/fixture/recurse",
     handler: recurse,
     mutates: false,
+    public: false,
     doc: RECURSE,
 }];
 

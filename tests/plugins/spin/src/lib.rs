@@ -12,8 +12,14 @@ use std::hint::black_box;
 use sdk::types::{Method, Request};
 use sdk::{Doc, Endpoint, Reply};
 
-const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/fixture/spin", handler: spin, mutates: false, doc: SPIN }];
+const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    method: Method::Get,
+    path: "/fixture/spin",
+    handler: spin,
+    mutates: false,
+    public: false,
+    doc: SPIN,
+}];
 
 const SPIN: Doc = Doc {
     summary: "Loop forever (test fixture)",

@@ -11,8 +11,14 @@ wit_bindgen::generate!({
 use sdk::types::{Method, Request};
 use sdk::{Doc, Endpoint, Reply};
 
-const ENDPOINTS: &[Endpoint] =
-    &[Endpoint { method: Method::Get, path: "/fixture/trap", handler: trap, mutates: false, doc: TRAP }];
+const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    method: Method::Get,
+    path: "/fixture/trap",
+    handler: trap,
+    mutates: false,
+    public: false,
+    doc: TRAP,
+}];
 
 const TRAP: Doc = Doc {
     summary: "Trap (test fixture)",
