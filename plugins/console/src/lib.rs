@@ -25,9 +25,30 @@ use sdk::types::{Method, Request, Response};
 use sdk::{Answer, Doc, Endpoint, Param, Reply};
 
 const ENDPOINTS: &[Endpoint] = &[
-    Endpoint { method: Method::Get, path: "/console", handler: redirect, mutates: false, doc: REDIRECT },
-    Endpoint { method: Method::Get, path: "/console/", handler: index, mutates: false, doc: INDEX },
-    Endpoint { method: Method::Get, path: "/console/{asset}", handler: asset, mutates: false, doc: ASSET },
+    Endpoint {
+        method: Method::Get,
+        path: "/console",
+        handler: redirect,
+        mutates: false,
+        public: true,
+        doc: REDIRECT,
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/console/",
+        handler: index,
+        mutates: false,
+        public: true,
+        doc: INDEX,
+    },
+    Endpoint {
+        method: Method::Get,
+        path: "/console/{asset}",
+        handler: asset,
+        mutates: false,
+        public: true,
+        doc: ASSET,
+    },
 ];
 
 /// The policy of every answer: the page may run only its own script and style, load images only
