@@ -109,7 +109,7 @@ async fn served_without_credentials_with_a_strict_policy() {
     browser.goto(&console_url(&host)).await;
     browser.wait_visible("#signin").await;
     assert!(!browser.is_visible("#app").await, "the shell is hidden before sign-in");
-    browser.screenshot("signin").await;
+    browser.screenshot("signin-policy").await;
     browser.assert_clean_console().await;
 }
 
@@ -312,7 +312,7 @@ async fn modules_follow_the_folder_and_unload_and_load() {
     browser.wait_text_is(&cell(".status"), "loaded").await;
     browser.wait_text_is(&cell(".version"), "1").await;
     assert!(browser.text(&cell(".routes")).await.contains("/fixture/echo"), "the routes are listed");
-    browser.screenshot("modules").await;
+    browser.screenshot("modules-echo").await;
 
     // A new version on disk shows without a click.
     host.install_plugin("echo", "echo-v2");
@@ -422,7 +422,7 @@ async fn access_is_read_only_and_the_dashboard_counts() {
     }
     assert_eq!(browser.count("#rule-list tr[data-rule]").await, names.len());
     assert_eq!(browser.count("#rule-list button, #rule-list input").await, 0, "the rules are read-only");
-    browser.screenshot("access").await;
+    browser.screenshot("access-rules").await;
 
     browser.click("a[data-page=\"dashboard\"]").await;
     browser.wait_visible("#page-dashboard").await;
@@ -446,7 +446,7 @@ async fn access_is_read_only_and_the_dashboard_counts() {
             .await;
     }
     browser.wait_visible("#plugin-rates li[data-plugin]").await;
-    browser.screenshot("dashboard").await;
+    browser.screenshot("dashboard-live").await;
     browser.assert_clean_console().await;
 }
 
