@@ -460,6 +460,14 @@
       g.fillStyle = style.getPropertyValue('--muted').trim() || '#777';
       g.fillText(value.toFixed(value % 1 === 0 ? 0 : digits), left - 6, y(value));
     }
+    if (points.length === 1) {
+      // The first sample: a dot until there is a line to draw.
+      g.fillStyle = style.color;
+      g.beginPath();
+      g.arc(x(0), y(points[0]), 3, 0, 2 * Math.PI);
+      g.fill();
+      return;
+    }
     if (points.length < 2) return;
     g.beginPath();
     points.forEach((value, index) => g.lineTo(x(index), y(value)));
