@@ -60,6 +60,7 @@ mod https;
 mod input;
 mod logs;
 mod messages;
+mod migrate;
 mod metrics;
 mod modules;
 mod openapi;
