@@ -13,6 +13,8 @@
 //! - [`long_tests`] and [`test_seed`]: the long versions of the robustness tests, and seeds that
 //!   replay a randomised run.
 //! - [`metrics::Scrape`]: a parsed `GET /metrics`.
+//! - [`browser::Browser`]: headless Chromium through a chromedriver of its own, for the web
+//!   console.
 //! - [`xmpp`]: the test certificate, a real XMPP client (tokio-xmpp over STARTTLS) and raw c2s
 //!   connections.
 //!
@@ -41,6 +43,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::net::{TcpSocket, TcpStream};
 
+pub mod browser;
 pub mod metrics;
 pub mod xmpp;
 

@@ -4,6 +4,9 @@
 //!
 //! # Layout
 //! - `access`: whitelist, Basic auth, admins, unknown paths and methods.
+//! - `console`: the web console in headless Chromium: its headers without credentials, sign in
+//!   and out, users, sessions, roster, messages, modules, access, the dashboard, markup kept as
+//!   text, and the phone-sized layout (screenshots in `target/console-screenshots/`).
 //! - `api`: the ejabberd dialect (`/api`): account, roster, stanza and server commands end to end
 //!   with real clients, argument errors, unknown commands, and the deliberate deviations.
 //! - `sessions`: ejabberd's session commands with real clients online, and kicking sessions
@@ -50,6 +53,7 @@
 mod access;
 mod api;
 mod cli;
+mod console;
 mod containment;
 mod crash;
 mod health;

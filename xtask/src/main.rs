@@ -5,7 +5,8 @@
 //!   `plugins/` at `target/plugins/<name>.wasm`.
 //! - `run [-- ARGS]`: `build`, then `plughost serve --config plughost.toml ARGS`.
 //! - `test [ARGS]`: `build`, the test fixtures of `tests/plugins/` at `target/test-plugins/`, the
-//!   PyPI tools of `tests/requirements.txt` in `target/py`, then
+//!   PyPI tools of `tests/requirements.txt` in `target/py`, Chromium and ChromeDriver (installed
+//!   with apt-get when missing), then
 //!   `cargo test --release -p plughost -p plughost-wire -p plughost-tests -p sdk ARGS`, then
 //!   `fuzz` for `PLUGHOST_FUZZ_SECONDS` (default 60, 0 skips it) per target.
 //! - `fuzz [--seconds N] [TARGET...]`: each cargo-fuzz target of `fuzz/` (all by default) for N
@@ -76,6 +77,7 @@ fn main() -> Result<()> {
             workspace.build(None)?;
             workspace.build_fixtures()?;
             workspace.python_tools()?;
+            ensure_browser()?;
             let mut test = workspace.cargo();
             test.args([
                 "test",
@@ -377,6 +379,31 @@ fn ensure_wasm_target() -> Result<()> {
         return Ok(());
     }
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// Where Debian's Chromium and ChromeDriver are, which the console tests drive.
+const BROWSER_FILES: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromedriver"];
+
+/// The Debian packages of [`BROWSER_FILES`].
+const BROWSER_PACKAGES: [&str; 2] = ["chromium", "chromium-driver"];
+
+/// Installs Chromium and ChromeDriver with apt-get when either is missing and this runs as root;
+/// otherwise fails naming the packages, rather than letting every console test fail.
+fn ensure_browser() -> Result<()> {
+    if BROWSER_FILES.iter().all(|file| Path::new(file).exists()) {
+        return Ok(());
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|id| id.stdout.trim_ascii() == b"0");
+    let packages = BROWSER_PACKAGES.join(" ");
+    if !root {
+        bail!("the console tests need Chromium and ChromeDriver: run `apt-get install {packages}` as root");
+    }
+    run(Command::new("apt-get").arg("update"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(BROWSER_PACKAGES)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("installing {packages} for the console tests"))
 }
 
 /// Installs cargo-fuzz (a pinned version) when `cargo fuzz` is not there.
