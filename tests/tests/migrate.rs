@@ -83,7 +83,9 @@ fn element_text(received: &str, name: &str) -> String {
 /// only SCRAM-SHA-1 its SCRAM-SHA-256), then tokio-xmpp with its own choice, online.
 async fn online(host: &TestHost, name: &str, resource: &str) -> XmppClient {
     drop(RawConn::login(host.c2s(), name, &password(name), "plain", true).await);
-    host.online(name, &password(name), resource).await
+    let client = host.online(name, &password(name), resource).await;
+    assert_eq!(client.sasl_mechanism().as_deref(), Some("SCRAM-SHA-256"), "derived at the PLAIN login");
+    client
 }
 
 /// Everything the fixtures README promises an importer can check, for one imported export.
