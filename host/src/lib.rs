@@ -8,6 +8,8 @@
 //!   and one adapter per WIT interface.
 //! - [`http`]: the axum admin API over HTTP and HTTPS: whitelist, `require_tls`, Basic auth,
 //!   dispatch to plugins, JSON errors.
+//! - [`migrate`]: `plughost import`: readers of ejabberd and Prosody exports, written one user
+//!   per transaction.
 //! - [`whitelist`]: the admin API's address whitelist, changed at run time and persisted.
 //! - [`metrics`]: the Prometheus registry and the handles the request, plugin and stanza paths
 //!   count with; served by [`http`] at `GET /metrics`.
@@ -22,6 +24,7 @@ pub mod access;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod migrate;
 pub mod plugins;
 pub mod shutdown;
 pub mod store;

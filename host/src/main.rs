@@ -1,5 +1,5 @@
 //! The `plughost` command: `serve`, the account and token commands in the way of `prosodyctl`,
-//! and `plugin check` / `plugin new` for plugin authors.
+//! `import` from ejabberd and Prosody, and `plugin check` / `plugin new` for plugin authors.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -12,8 +12,10 @@ use clap::{Args, Parser, Subcommand};
 use plughost::access::policy::Policy;
 use plughost::access::tokens::Tokens;
 use plughost::config::{Config, Dialect, Overrides};
+use plughost::migrate::{self, Conflict};
 use plughost::plugins::check::{CheckReport, Mark};
 use plughost::plugins::scaffold::{self, Scaffold};
+use plughost::xmpp::Server;
 
 /// An XMPP server whose admin API is made of hot-reloadable WebAssembly plugins.
 ///
@@ -114,11 +116,62 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Import accounts, rosters and offline messages from ejabberd or Prosody.
+    ///
+    /// Each user is written in one transaction: all of it, or nothing when anything of it is
+    /// wrong. Works while the server runs (SQLite WAL), but clients already online see the
+    /// imported roster only at their next login. Prints a summary (accounts, roster items,
+    /// offline messages: imported, skipped, failed, and why each failure) and exits with 1
+    /// when anything failed.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Tools for plugin authors: check a .wasm before deploying it, start a new plugin crate.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ImportSource {
+    /// XEP-0227 (PIE) files: ejabberd's `ejabberdctl export_piefxis DIR` output (the
+    /// server-data file with its includes, a host file, or the folder), or Prosody's
+    /// `prosody-migrator` xep0227 output (a folder of one file per user; it has no offline
+    /// messages: import those with `import prosody`).
+    ///
+    /// SCRAM-SHA-1 credentials are kept as they are (ejabberd's double base64 is undone);
+    /// plaintext passwords become salted SCRAM credentials at once and are never stored.
+    Xep0227 {
+        /// A .xml file or a folder of them.
+        path: PathBuf,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// A Prosody data folder (`data_path` with `storage = "internal"`): accounts, rosters
+    /// (with unanswered subscription requests) and offline messages of every host folder in it.
+    Prosody {
+        /// The data_path (holding one folder per host), or one host folder.
+        path: PathBuf,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+}
+
+#[derive(Args)]
+struct ImportOptions {
+    /// Read, check and write everything inside transactions that are rolled back: nothing is
+    /// written.
+    #[arg(long)]
+    dry_run: bool,
+    /// What to do with an account that already exists: `skip` leaves it untouched (so running
+    /// the same import twice is harmless), `overwrite` replaces it with its roster and offline
+    /// queue, `fail` leaves it untouched and counts it as a failure.
+    #[arg(long, value_enum, default_value_t = Conflict::Skip)]
+    on_conflict: Conflict,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Subcommand)]
@@ -296,6 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("deleted {jid}");
             Ok(())
         }
+        Command::Import { source } => return import(source),
         Command::Token { command } => token(command),
         Command::Plugin { command } => return plugin(command),
         Command::Openapi { dialect, output, plugins_dir, common } => {
@@ -427,6 +481,24 @@ fn print_report(file: &Path, report: &CheckReport) {
         1 => println!("result: 1 check failed"),
         n => println!("result: {n} checks failed"),
     }
+}
+
+fn import(source: ImportSource) -> anyhow::Result<ExitCode> {
+    let (export, options) = match source {
+        ImportSource::Xep0227 { path, options } => (migrate::xep0227::read(&path), options),
+        ImportSource::Prosody { path, options } => (migrate::prosody::read(&path), options),
+    };
+    let config = options.common.load(Overrides::default())?;
+    let db = plughost::open_db(&config)?;
+    let server = Server::new(config.domains.clone(), db.clone());
+    let summary = migrate::import(
+        &server,
+        &db,
+        export,
+        migrate::Options { on_conflict: options.on_conflict, dry_run: options.dry_run },
+    );
+    print!("{summary}");
+    Ok(if summary.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn token(command: TokenCommand) -> anyhow::Result<()> {

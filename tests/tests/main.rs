@@ -65,6 +65,7 @@ mod input;
 mod logs;
 mod messages;
 mod metrics;
+mod migrate;
 mod modules;
 mod openapi;
 mod plugin_tool;

@@ -30,7 +30,7 @@ pub struct Credential {
     pub server_key: Vec<u8>,
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
@@ -103,6 +103,26 @@ impl Db {
         Ok(true)
     }
 
+    /// Adds the credential of a mechanism the account has none for (an imported account gets
+    /// SCRAM-SHA-256 this way at its first PLAIN login); an existing one is kept.
+    pub fn add_credential(&self, domain: &str, node: &str, credential: &Credential) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let exists = tx
+            .query_row(
+                "SELECT 1 FROM credentials WHERE domain = ?1 AND node = ?2 AND mechanism = ?3",
+                params![domain, node, credential.mechanism.column()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !exists {
+            write_credentials(&tx, domain, node, std::slice::from_ref(credential))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn credential(&self, domain: &str, node: &str, mechanism: Mechanism) -> Result<Option<Credential>> {
         let credential = self
             .conn()
@@ -146,7 +166,7 @@ impl Db {
     }
 }
 
-fn write_credentials(
+pub(super) fn write_credentials(
     tx: &rusqlite::Transaction<'_>,
     domain: &str,
     node: &str,

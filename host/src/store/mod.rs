@@ -1,6 +1,7 @@
 //! SQLite storage in `data_dir`: accounts with their SCRAM credentials, rosters, the offline
-//! queue, the admin API's whitelist, bearer tokens (hashed) and the audit log. It owns the schema and its migrations and knows nothing of
-//! XMPP semantics, HTTP or wasm: callers pass already-normalised JIDs.
+//! queue, the admin API's whitelist, bearer tokens (hashed) and the audit log; `import` writes
+//! one imported account per transaction. It owns the schema and its migrations and knows nothing
+//! of XMPP semantics, HTTP or wasm: callers pass already-normalised JIDs.
 //!
 //! One connection behind a std `Mutex`: every statement is short, callers are already on blocking
 //! threads (plugin calls) or do one statement per operation, and SQLite serialises writers anyway.
@@ -8,6 +9,7 @@
 
 mod accounts;
 mod audit;
+mod import;
 mod migrations;
 mod offline;
 mod roster;
@@ -19,6 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use accounts::{Credential, Mechanism};
 pub use audit::AuditRecord;
+pub use import::{Imported, ImportedAccount};
 pub use offline::OfflineMessage;
 pub use roster::{Ask, RosterItem, Subscription};
 pub use tokens::StoredToken;

@@ -17,11 +17,7 @@ pub struct OfflineMessage {
 impl Db {
     /// Appends a stanza; durable once this returns.
     pub fn push_offline(&self, domain: &str, node: &str, stanza: &str, stamp: &str) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO offline (domain, node, stanza, stamp) VALUES (?1, ?2, ?3, ?4)",
-            params![domain, node, stanza, stamp],
-        )?;
-        Ok(())
+        write_offline(&self.conn(), domain, node, stanza, stamp)
     }
 
     /// The queue of `node@domain`, oldest first. Nothing is removed until [`Db::drop_offline`].
@@ -60,4 +56,19 @@ impl Db {
         let count: i64 = self.conn().query_row("SELECT COUNT(*) FROM offline", [], |row| row.get(0))?;
         Ok(count as u64)
     }
+}
+
+/// Appends a stanza, inside whatever transaction `conn` is in.
+pub(super) fn write_offline(
+    conn: &rusqlite::Connection,
+    domain: &str,
+    node: &str,
+    stanza: &str,
+    stamp: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO offline (domain, node, stanza, stamp) VALUES (?1, ?2, ?3, ?4)",
+        params![domain, node, stanza, stamp],
+    )?;
+    Ok(())
 }

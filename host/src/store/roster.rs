@@ -59,24 +59,7 @@ impl Db {
 
     /// Inserts or replaces one item.
     pub fn put_roster_item(&self, domain: &str, node: &str, item: &RosterItem) -> Result<()> {
-        let groups = serde_json::to_string(&item.groups).unwrap_or_else(|_| "[]".into());
-        self.conn().execute(
-            "INSERT INTO roster (domain, node, contact, name, groups, subscription, ask)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (domain, node, contact) DO UPDATE SET
-               name = excluded.name, groups = excluded.groups,
-               subscription = excluded.subscription, ask = excluded.ask",
-            params![
-                domain,
-                node,
-                item.jid,
-                item.name,
-                groups,
-                item.subscription.as_str(),
-                item.ask == Ask::Subscribe
-            ],
-        )?;
-        Ok(())
+        write_roster_item(&self.conn(), domain, node, item)
     }
 
     /// Removes one item; false when there was none.
@@ -110,4 +93,31 @@ impl Db {
             .collect::<Result<_, _>>()?;
         Ok(items)
     }
+}
+
+/// Inserts or replaces one item, inside whatever transaction `conn` is in.
+pub(super) fn write_roster_item(
+    conn: &rusqlite::Connection,
+    domain: &str,
+    node: &str,
+    item: &RosterItem,
+) -> Result<()> {
+    let groups = serde_json::to_string(&item.groups).unwrap_or_else(|_| "[]".into());
+    conn.execute(
+        "INSERT INTO roster (domain, node, contact, name, groups, subscription, ask)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (domain, node, contact) DO UPDATE SET
+           name = excluded.name, groups = excluded.groups,
+           subscription = excluded.subscription, ask = excluded.ask",
+        params![
+            domain,
+            node,
+            item.jid,
+            item.name,
+            groups,
+            item.subscription.as_str(),
+            item.ask == Ask::Subscribe
+        ],
+    )?;
+    Ok(())
 }

@@ -30,15 +30,20 @@ pub fn prepare(password: &str) -> Result<String, PasswordError> {
         .map_err(|_| PasswordError::Prohibited)
 }
 
-/// Credentials for every stored mechanism, each with its own random salt.
+/// Credentials for every stored mechanism, each with its own random salt. SCRAM-SHA-1 is kept
+/// for everybody: it is the one mechanism an account imported from ejabberd or Prosody has, so
+/// it is the one every client can rely on.
 pub fn derive_all(prepared_password: &str) -> Vec<Credential> {
     [Mechanism::ScramSha1, Mechanism::ScramSha256]
         .into_iter()
-        .map(|mechanism| {
-            let salt: [u8; 16] = rand::random();
-            derive(mechanism, prepared_password, &salt, ITERATIONS)
-        })
+        .map(|mechanism| fresh(mechanism, prepared_password))
         .collect()
+}
+
+/// A credential for `mechanism` with a new random salt.
+pub fn fresh(mechanism: Mechanism, prepared_password: &str) -> Credential {
+    let salt: [u8; 16] = rand::random();
+    derive(mechanism, prepared_password, &salt, ITERATIONS)
 }
 
 /// RFC 5802 §3: SaltedPassword, then StoredKey = H(HMAC(SaltedPassword, "Client Key")) and

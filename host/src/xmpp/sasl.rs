@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use super::credentials;
 use crate::store::{Credential, Mechanism};
 
-/// The mechanisms offered, strongest first.
+/// The mechanisms offered, strongest first. They are offered before the user is known, so an
+/// account imported from ejabberd or Prosody (SCRAM-SHA-1 only) fails SCRAM-SHA-256 until its
+/// first PLAIN login derives that credential; SCRAM-SHA-1 and PLAIN work for every account.
 pub const MECHANISMS: [&str; 3] = ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"];
 
 /// Why an exchange failed; all of them answer `<not-authorized/>` or `<malformed-request/>`.

@@ -173,15 +173,25 @@ impl Server {
     }
 
     /// Whether `password` is the account's password. Unknown accounts and unusable passwords are
-    /// simply `false`. Slow: one PBKDF2 derivation.
+    /// simply `false`. Slow: one PBKDF2 derivation (two the first time for an imported account).
     pub fn verify_password(&self, jid: &BareJid, password: &str) -> Result<bool, AccountError> {
         let Ok(prepared) = credentials::prepare(password) else { return Ok(false) };
         let (domain, node) = parts(jid);
-        let stored = match self.inner.db.credential(domain, node, Mechanism::ScramSha256)? {
-            Some(credential) => Some(credential),
-            None => self.inner.db.credential(domain, node, Mechanism::ScramSha1)?,
+        if let Some(credential) = self.inner.db.credential(domain, node, Mechanism::ScramSha256)? {
+            return Ok(credentials::verify(&credential, &prepared));
+        }
+        let Some(sha1) = self.inner.db.credential(domain, node, Mechanism::ScramSha1)? else {
+            return Ok(false);
         };
-        Ok(stored.is_some_and(|credential| credentials::verify(&credential, &prepared)))
+        if !credentials::verify(&sha1, &prepared) {
+            return Ok(false);
+        }
+        // Accounts imported from ejabberd or Prosody have only SCRAM-SHA-1; a correct plaintext
+        // password is the one chance to give them SCRAM-SHA-256 as well.
+        let sha256 = credentials::fresh(Mechanism::ScramSha256, &prepared);
+        self.inner.db.add_credential(domain, node, &sha256)?;
+        tracing::info!(%jid, "SCRAM-SHA-256 derived at the first plaintext login of an account that had only SCRAM-SHA-1");
+        Ok(true)
     }
 
     /// The accounts of a served domain, sorted.
@@ -232,6 +242,25 @@ mod tests {
         for bad in ["", "a b", "a/b", "\u{200b}", "x:y", "<a>"] {
             assert!(matches!(server.resolve_user(bad), Err(AccountError::InvalidName { .. })), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_sha1_only_account_gets_sha256_at_its_first_plaintext_login() {
+        let server = server();
+        let dave = server.resolve_user("dave").unwrap();
+        let sha1 = credentials::derive(
+            Mechanism::ScramSha1,
+            "dave-pw",
+            b"d8b87da7-0c4b-48a6-9881-4c71acc4b28a",
+            10000,
+        );
+        server.inner.db.create_account("example.org", "dave", &[sha1], None).unwrap();
+        assert!(!server.verify_password(&dave, "wrong").unwrap());
+        assert_eq!(server.stored_credential(&dave, Mechanism::ScramSha256).unwrap(), None);
+        assert!(server.verify_password(&dave, "dave-pw").unwrap());
+        let sha256 = server.stored_credential(&dave, Mechanism::ScramSha256).unwrap().unwrap();
+        assert!(credentials::verify(&sha256, "dave-pw"));
+        assert!(server.verify_password(&dave, "dave-pw").unwrap());
     }
 
     #[test]

@@ -1,0 +1,258 @@
+//! `plughost import` (issue 9) with the real ejabberd and Prosody exports of
+//! shared/fixtures/migration (`PLUGHOST_MIGRATION_FIXTURES`, else `../shared/fixtures/migration`
+//! beside the workspace): each export imported into a running server, then every user logs in
+//! with the old password and finds the roster, the offline messages and the unanswered
+//! subscription request the old server had. Broken exports fail per user, naming file and line.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use plughost_tests::xmpp::{RawConn, XmppClient, body};
+use plughost_tests::{TestHost, workspace_root};
+use sasl::client::Mechanism as _;
+use sasl::client::mechanisms::Scram;
+use sasl::common::ChannelBinding;
+use sasl::common::scram::Sha1;
+use serde_json::Value;
+use tokio_xmpp::parsers::message::MessageType;
+use tokio_xmpp::parsers::presence::Type as PresenceType;
+
+fn fixtures() -> PathBuf {
+    let path = std::env::var_os("PLUGHOST_MIGRATION_FIXTURES")
+        .map_or_else(|| workspace_root().join("../shared/fixtures/migration"), PathBuf::from);
+    assert!(path.join("expected.json").is_file(), "no migration fixtures at {}", path.display());
+    path
+}
+
+fn expected() -> Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join("expected.json")).unwrap()).unwrap()
+}
+
+fn password(user: &str) -> String {
+    expected()["users"][user]["password"].as_str().unwrap().to_owned()
+}
+
+/// Runs `plughost import KIND PATH ARGS` against the host's data; returns (success, stdout).
+fn import(host: &TestHost, kind: &str, path: &Path, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["import", kind, path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let Output { status, stdout, stderr } = host.cli(&all, None);
+    let stdout = String::from_utf8_lossy(&stdout).into_owned();
+    eprintln!("import {kind} {}:\n{stdout}{}", path.display(), String::from_utf8_lossy(&stderr));
+    (status.success(), stdout)
+}
+
+/// A SCRAM-SHA-1 login over STARTTLS (the mechanism ejabberd and Prosody stored), verifying the
+/// server's signature too: proof that the imported StoredKey and ServerKey are the right bytes.
+async fn scram_sha1_login(host: &TestHost, name: &str, password: &str) {
+    let mut conn = RawConn::connect_tls(host.c2s()).await;
+    let mut scram = Scram::<Sha1>::new(name, password.to_owned(), ChannelBinding::None).unwrap();
+    let initial = BASE64.encode(scram.initial());
+    conn.send(format!(
+        "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>{initial}</auth>"
+    ))
+    .await
+    .unwrap();
+    conn.wait_for("</challenge>").await;
+    let challenge = element_text(&conn.text(), "challenge");
+    let response = scram.response(&BASE64.decode(challenge).unwrap()).unwrap();
+    conn.send(format!(
+        "<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{}</response>",
+        BASE64.encode(response)
+    ))
+    .await
+    .unwrap();
+    if let Err(why) = conn.try_wait_for("</success>", plughost_tests::xmpp::XMPP_TIMEOUT).await {
+        panic!("SCRAM-SHA-1 login of {name} failed: {why}");
+    }
+    let additional = BASE64.decode(element_text(&conn.text(), "success")).unwrap();
+    scram.success(&additional).expect("the server's SCRAM signature");
+}
+
+/// The text of the last `<NAME ...>text</NAME>` in `received`.
+fn element_text(received: &str, name: &str) -> String {
+    let start = received.rfind(&format!("<{name}")).unwrap();
+    let open_end = start + received[start..].find('>').unwrap() + 1;
+    let close = open_end + received[open_end..].find(&format!("</{name}>")).unwrap();
+    received[open_end..close].to_owned()
+}
+
+/// Logs `name` in with the export's password: PLAIN first (which gives an account that has
+/// only SCRAM-SHA-1 its SCRAM-SHA-256), then tokio-xmpp with its own choice, online.
+async fn online(host: &TestHost, name: &str, resource: &str) -> XmppClient {
+    drop(RawConn::login(host.c2s(), name, &password(name), "plain", true).await);
+    let client = host.online(name, &password(name), resource).await;
+    assert_eq!(client.sasl_mechanism().as_deref(), Some("SCRAM-SHA-256"), "derived at the PLAIN login");
+    client
+}
+
+/// Everything the fixtures README promises an importer can check, for one imported export.
+async fn check_population(host: &TestHost, with_offline: bool) {
+    for user in ["alice", "bob", "zoë", "carol", "dave"] {
+        scram_sha1_login(host, user, &password(user)).await;
+    }
+    let expected = expected();
+
+    let mut alice = online(host, "alice", "fixture").await;
+    let mut roster: Vec<Value> = alice
+        .roster()
+        .await
+        .items
+        .into_iter()
+        .map(|item| {
+            let mut groups: Vec<String> = item.groups.into_iter().map(|group| group.0).collect();
+            groups.sort();
+            serde_json::json!({
+                "jid": item.jid.to_string(),
+                "name": item.name.filter(|name| !name.is_empty()),
+                "groups": groups,
+                "subscription": format!("{:?}", item.subscription).to_lowercase(),
+                "ask": (item.ask == tokio_xmpp::parsers::roster::Ask::Subscribe).then_some("subscribe"),
+            })
+        })
+        .collect();
+    roster.sort_by_key(|item| item["jid"].as_str().unwrap().to_owned());
+    assert_eq!(Value::Array(roster), expected["users"]["alice"]["roster"]);
+
+    let mut carol = online(host, "carol", "fixture").await;
+    carol
+        .expect_presence("alice's subscription request", |presence| {
+            presence.type_ == PresenceType::Subscribe
+                && presence.from.as_ref().is_some_and(|from| from.to_string() == "alice@localhost")
+        })
+        .await;
+
+    if !with_offline {
+        return;
+    }
+    let mut bob = online(host, "bob", "fixture").await;
+    for want in expected["users"]["bob"]["offline"].as_array().unwrap() {
+        let got = bob.expect_message("an offline message", |message| body(message).is_some()).await;
+        assert_eq!(body(&got), want["body"].as_str());
+        assert_eq!(got.from.as_ref().map(ToString::to_string).as_deref(), want["from"].as_str());
+        let type_ = if got.type_ == MessageType::Chat { "chat" } else { "normal" };
+        assert_eq!(type_, want["type"].as_str().unwrap());
+        assert_eq!(got.subjects.values().next().map(String::as_str), want["subject"].as_str());
+        let delays = got.payloads.iter().filter(|payload| payload.is("delay", "urn:xmpp:delay")).count();
+        assert_eq!(delays, 1, "exactly one delay stamp in {got:?}");
+    }
+    let mut dave = online(host, "dave", "fixture").await;
+    let got = dave.expect_message("zoë's message", |message| body(message).is_some()).await;
+    assert_eq!(body(&got), Some("für dave"));
+    for client in [alice, bob, carol, dave] {
+        client.close().await;
+    }
+}
+
+/// Imports one export into a running server, twice (the second run changes nothing), then
+/// restarts the server and checks the population.
+async fn import_and_check(kind: &str, folder: &str, with_offline: bool) {
+    let mut host = TestHost::start().await;
+    let path = fixtures().join(folder);
+    let (ok, dry) = import(&host, kind, &path, &["--dry-run"]);
+    assert!(ok, "{dry}");
+    assert!(dry.contains("accounts: 5 imported, 0 skipped, 0 failed"), "{dry}");
+    let (ok, first) = import(&host, kind, &path, &[]);
+    assert!(ok && first.contains("accounts: 5 imported"), "the dry run wrote nothing: {first}");
+    let (ok, again) = import(&host, kind, &path, &[]);
+    assert!(ok && again.contains("accounts: 0 imported, 5 skipped, 0 failed"), "{again}");
+    host.restart().await;
+    check_population(&host, with_offline).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ejabberd_piefxis_with_double_base64_scram() {
+    import_and_check("xep0227", "ejabberd-piefxis", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ejabberd_piefxis_with_plaintext_passwords() {
+    import_and_check("xep0227", "ejabberd-piefxis-plain", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prosody_data_folder() {
+    import_and_check("prosody", "prosody-data", true).await;
+}
+
+/// prosody-migrator's XEP-0227 output has no offline messages (fixtures README §4.3).
+#[tokio::test(flavor = "multi_thread")]
+async fn prosody_xep0227_files() {
+    import_and_check("xep0227", "prosody-xep0227", false).await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A broken file fails its users (naming file and line), leaves nothing of them behind, and
+/// does not stop the others. "Nothing behind" is checked by importing the good export next:
+/// the failed users are imported then, not skipped as existing.
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_exports_fail_per_user_with_file_and_line() {
+    let host = TestHost::start().await;
+    let dir = host.dir().join("broken");
+
+    // A Lua syntax error in alice's roster: alice fails, the 4 others are imported.
+    let prosody = dir.join("prosody");
+    copy_dir(&fixtures().join("prosody-data"), &prosody);
+    let roster = prosody.join("localhost/roster/alice.dat");
+    let text = std::fs::read_to_string(&roster).unwrap();
+    std::fs::write(&roster, text.replacen("[\"version\"] = 10;", "[\"version\"] = ;", 1)).unwrap();
+    let (ok, out) = import(&host, "prosody", &prosody, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("accounts: 4 imported, 0 skipped, 1 failed"), "{out}");
+    assert!(out.contains("roster/alice.dat:4") && out.contains("user alice"), "{out}");
+    let (_, out) = import(&host, "prosody", &fixtures().join("prosody-data"), &[]);
+    assert!(out.contains("accounts: 1 imported, 4 skipped, 0 failed"), "alice left nothing: {out}");
+
+    // A salt that is not base64: that user fails with the element's line.
+    let ejabberd = dir.join("ejabberd");
+    copy_dir(&fixtures().join("ejabberd-piefxis"), &ejabberd);
+    let host_file = std::fs::read_dir(&ejabberd)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.to_string_lossy().ends_with("_localhost.xml"))
+        .unwrap();
+    let text = std::fs::read_to_string(&host_file).unwrap();
+    let start = text.find("<salt>").unwrap() + "<salt>".len();
+    let end = text.find("</salt>").unwrap();
+    std::fs::write(&host_file, format!("{}!!not base64!!{}", &text[..start], &text[end..])).unwrap();
+    let (ok, out) = import(&host, "xep0227", &ejabberd, &["--on-conflict", "overwrite"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("salt is not valid base64") && out.contains("_localhost.xml:1 (user alice)"),
+        "{out}"
+    );
+
+    // Truncated XML: the whole file fails, at its last line.
+    let truncated = dir.join("truncated.xml");
+    std::fs::write(
+        &truncated,
+        "<server-data xmlns='urn:xmpp:pie:0'>\n<host jid='localhost'>\n<user name='erin' password='x'>\n",
+    )
+    .unwrap();
+    let (ok, out) = import(&host, "xep0227", &truncated, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("truncated.xml:4: malformed XML"), "{out}");
+
+    // A namespace that is not XEP-0227's.
+    let wrong = dir.join("wrong.xml");
+    std::fs::write(&wrong, "<server-data xmlns='urn:xmpp:pie:1'>\n<host jid='localhost'/></server-data>")
+        .unwrap();
+    let (ok, out) = import(&host, "xep0227", &wrong, &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("wrong.xml:1: expected <server-data/> or <host/> in urn:xmpp:pie:0"), "{out}");
+    let (_, out) = import(&host, "xep0227", &fixtures().join("ejabberd-piefxis-plain"), &[]);
+    assert!(!out.contains("erin"), "{out}");
+}
