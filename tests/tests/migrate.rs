@@ -1,6 +1,6 @@
 //! `plughost import` (issue 9) with the real ejabberd and Prosody exports of
-//! shared/fixtures/migration (`PLUGHOST_MIGRATION_FIXTURES`, else `../shared/fixtures/migration`
-//! beside the workspace): each export imported into a running server, then every user logs in
+//! `tests/fixtures/migration/` (a verbatim copy of what the real servers wrote; its README says
+//! how): each export imported into a running server, then every user logs in
 //! with the old password and finds the roster, the offline messages and the unanswered
 //! subscription request the old server had. Broken exports fail per user, naming file and line.
 
@@ -20,8 +20,7 @@ use tokio_xmpp::parsers::message::MessageType;
 use tokio_xmpp::parsers::presence::Type as PresenceType;
 
 fn fixtures() -> PathBuf {
-    let path = std::env::var_os("PLUGHOST_MIGRATION_FIXTURES")
-        .map_or_else(|| workspace_root().join("../shared/fixtures/migration"), PathBuf::from);
+    let path = workspace_root().join("tests/fixtures/migration");
     assert!(path.join("expected.json").is_file(), "no migration fixtures at {}", path.display());
     path
 }

@@ -1,6 +1,6 @@
 //! A Prosody data directory (`storage = "internal"`, util.datamanager): `<host>/accounts/<user>.dat`,
 //! `<host>/roster/<user>.dat` and `<host>/offline/<user>.list`, with %-escaped file names and
-//! Lua data (shared/fixtures/migration/README.md §4.2).
+//! Lua data (tests/fixtures/migration/README.md §4.2).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

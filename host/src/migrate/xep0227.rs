@@ -1,7 +1,7 @@
 //! XEP-0227 (Portable Import/Export Format, `urn:xmpp:pie:0`) as written by ejabberd's
 //! `export_piefxis` (a server-data file with one `xi:include` per host, and the host files) and
 //! by Prosody's `mod_storage_xep0227` (one server-data file per user). See
-//! shared/fixtures/migration/README.md §4.1 and §4.3 for the traps handled here.
+//! tests/fixtures/migration/README.md §4.1 and §4.3 for the traps handled here.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Read};
