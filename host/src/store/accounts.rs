@@ -36,17 +36,21 @@ pub(super) fn now() -> i64 {
         .map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
+/// Whether the account exists, as `conn` (a connection or an open transaction) sees it.
+pub(super) fn exists(conn: &rusqlite::Connection, domain: &str, node: &str) -> Result<bool> {
+    let found = conn
+        .query_row(
+            "SELECT 1 FROM accounts WHERE domain = ?1 AND node = ?2",
+            params![domain, node],
+            |_| Ok(()),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
 impl Db {
     pub fn account_exists(&self, domain: &str, node: &str) -> Result<bool> {
-        let found = self
-            .conn()
-            .query_row(
-                "SELECT 1 FROM accounts WHERE domain = ?1 AND node = ?2",
-                params![domain, node],
-                |_| Ok(()),
-            )
-            .optional()?;
-        Ok(found.is_some())
+        exists(&self.conn(), domain, node)
     }
 
     /// Inserts the account and its credentials in one transaction. Returns false, changing nothing,
@@ -86,15 +90,7 @@ impl Db {
     pub fn set_credentials(&self, domain: &str, node: &str, credentials: &[Credential]) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let exists = tx
-            .query_row(
-                "SELECT 1 FROM accounts WHERE domain = ?1 AND node = ?2",
-                params![domain, node],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if !exists {
+        if !exists(&tx, domain, node)? {
             return Ok(false);
         }
         tx.execute("DELETE FROM credentials WHERE domain = ?1 AND node = ?2", params![domain, node])?;

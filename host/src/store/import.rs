@@ -1,7 +1,7 @@
 //! One imported account written in one transaction (issue 9): the account with its
 //! credentials, roster and offline queue, or nothing at all.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::accounts::write_credentials;
 use super::offline::write_offline;
@@ -40,14 +40,7 @@ impl Db {
         let ImportedAccount { domain, node, .. } = *account;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let exists = tx
-            .query_row(
-                "SELECT 1 FROM accounts WHERE domain = ?1 AND node = ?2",
-                params![domain, node],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+        let exists = super::accounts::exists(&tx, domain, node)?;
         if exists && !replace {
             return Ok(Imported::Exists);
         }
