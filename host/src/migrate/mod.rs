@@ -19,7 +19,13 @@ use std::path::{Path, PathBuf};
 
 pub use apply::{Conflict, Options, Summary, import};
 
-use crate::store::{Credential, RosterItem};
+use crate::store::{Credential, Db, RosterItem};
+use crate::xmpp::Server;
+
+/// Imports one XEP-0227 document held in memory, as `POST /admin_rest/import` receives it.
+pub fn import_document(server: &Server, db: &Db, document: &[u8], options: Options) -> Summary {
+    import(server, db, xep0227::read_document(Path::new("the uploaded document"), document), options)
+}
 
 /// One account of an export, as every reader produces it.
 #[derive(Debug, Clone, PartialEq)]

@@ -61,6 +61,28 @@ pub fn read(path: &Path) -> Export {
     export
 }
 
+/// Reads one document held in memory (an upload to the admin API). `name` labels failures.
+/// Includes are refused: they would name files on this machine.
+pub fn read_document(name: &Path, text: &[u8]) -> Export {
+    let mut export = Export::default();
+    match parse_bytes(name, text.to_vec()) {
+        Ok((root, text)) if includes(name, &root).is_empty() => {
+            read_root(name, &root, &text, &mut BTreeMap::new(), &mut export)
+        }
+        Ok(_) => export.failures.push(ReadFailure::new(
+            name,
+            None,
+            None,
+            ReadError::Unexpected {
+                expected: "one document with its hosts inline",
+                found: "an xi:include, which would read a file on the server".into(),
+            },
+        )),
+        Err(failure) => export.failures.push(failure),
+    }
+    export
+}
+
 fn xml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -81,6 +103,10 @@ type Parsed = Result<(Element, Vec<u8>), ReadFailure>;
 
 fn parse_file(path: &Path) -> Parsed {
     let text = std::fs::read(path).map_err(|error| ReadFailure::new(path, None, None, error.into()))?;
+    parse_bytes(path, text)
+}
+
+fn parse_bytes(path: &Path, text: Vec<u8>) -> Parsed {
     let mut reader = Counting { text: &text, at: 0 };
     match Element::from_reader(&mut reader) {
         Ok(root) => Ok((root, text)),
