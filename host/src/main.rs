@@ -484,19 +484,28 @@ fn print_report(file: &Path, report: &CheckReport) {
 }
 
 fn import(source: ImportSource) -> anyhow::Result<ExitCode> {
-    let (export, options) = match source {
-        ImportSource::Xep0227 { path, options } => (migrate::xep0227::read(&path), options),
-        ImportSource::Prosody { path, options } => (migrate::prosody::read(&path), options),
-    };
+    let (ImportSource::Xep0227 { options, .. } | ImportSource::Prosody { options, .. }) = &source;
     let config = options.common.load(Overrides::default())?;
-    let db = plughost::open_db(&config)?;
+    // A dry run against a data folder that has no database yet must not create one.
+    let db = if options.dry_run && !plughost::store::Db::exists_in(&config.data_dir) {
+        Arc::new(plughost::store::Db::in_memory()?)
+    } else {
+        plughost::open_db(&config)?
+    };
     let server = Server::new(config.domains.clone(), db.clone());
-    let summary = migrate::import(
-        &server,
-        &db,
-        export,
-        migrate::Options { on_conflict: options.on_conflict, dry_run: options.dry_run },
-    );
+    let options = migrate::Options { on_conflict: options.on_conflict, dry_run: options.dry_run };
+    let mut importer = migrate::Importer::new(&server, &db, options);
+    let mut progress = migrate::progress::Progress::default();
+    let mut out = |event| {
+        progress.observe(&event);
+        importer.take(event);
+    };
+    match &source {
+        ImportSource::Xep0227 { path, .. } => migrate::xep0227::read(path, &mut out),
+        ImportSource::Prosody { path, .. } => migrate::prosody::read(path, &mut out),
+    }
+    let summary = importer.finish();
+    progress.finish();
     print!("{summary}");
     Ok(if summary.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

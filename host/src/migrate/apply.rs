@@ -1,6 +1,6 @@
-//! Writing what the readers found: names normalised, plaintext passwords turned into salted
+//! Writing what the readers stream: names normalised, plaintext passwords turned into salted
 //! credentials, unanswered subscription requests queued as the presence stanzas a live server
-//! would have queued, then one transaction per user.
+//! would have queued, then each user written whole or not at all, in batches.
 
 use std::fmt;
 
@@ -9,8 +9,8 @@ use tokio_xmpp::Stanza;
 use tokio_xmpp::parsers::date::DateTime;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 
-use super::{Export, OfflineStanza, ReadError, Secret, User};
-use crate::store::{Db, Imported, ImportedAccount};
+use super::{Event, OfflineStanza, ReadError, Secret, User};
+use crate::store::{Credential, Db, Imported, ImportedAccount, RosterItem};
 use crate::xmpp::{Server, credentials};
 
 /// What to do with an account that already exists.
@@ -67,18 +67,93 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Imports every user of `export`; a user that fails leaves nothing behind and does not stop
-/// the others.
-pub fn import(server: &Server, db: &Db, export: Export, options: Options) -> Summary {
-    let mut summary = Summary { dry_run: options.dry_run, ..Summary::default() };
-    for failure in export.failures {
-        summary.accounts.failed += 1;
-        summary.failures.push(failure.to_string());
+/// Users written per transaction. Each is its own savepoint, so this only shares the cost of
+/// a synced commit; it is small enough that a running server's writes wait for a batch no
+/// longer than a few milliseconds.
+const BATCH: usize = 200;
+
+/// Takes the events a reader streams and writes the users in batches, keeping the summary.
+pub struct Importer<'a> {
+    server: &'a Server,
+    db: &'a Db,
+    options: Options,
+    batch: Vec<Prepared>,
+    summary: Summary,
+}
+
+/// A user ready to be written: names normalised, credentials derived, requests queued.
+struct Prepared {
+    label: String,
+    domain: String,
+    node: String,
+    credentials: Vec<Credential>,
+    roster: Vec<RosterItem>,
+    offline: Vec<(String, String)>,
+}
+
+impl<'a> Importer<'a> {
+    pub fn new(server: &'a Server, db: &'a Db, options: Options) -> Importer<'a> {
+        let summary = Summary { dry_run: options.dry_run, ..Summary::default() };
+        Importer { server, db, options, batch: Vec::with_capacity(BATCH), summary }
     }
-    for user in export.users {
-        let (roster, offline) =
-            (user.roster.len() as u64, (user.offline.len() + user.pending_in.len()) as u64);
-        let outcome = import_user(server, db, &user, options);
+
+    pub fn take(&mut self, event: Event) {
+        match event {
+            Event::User(user) => {
+                let label = format!("{}@{} (from {})", user.node, user.domain, user.source.display());
+                match prepare(self.server, user) {
+                    Ok(prepared) => {
+                        self.batch.push(Prepared { label, ..prepared });
+                        if self.batch.len() == BATCH {
+                            self.flush();
+                        }
+                    }
+                    Err((counts, why)) => self.record(counts, Err(why), &label),
+                }
+            }
+            Event::Failure(failure) => {
+                self.summary.accounts.failed += 1;
+                self.summary.failures.push(failure.to_string());
+            }
+            Event::Total(_) | Event::Advanced(_) => {}
+        }
+    }
+
+    /// Writes what is left and returns the summary.
+    pub fn finish(mut self) -> Summary {
+        self.flush();
+        self.summary
+    }
+
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        let accounts: Vec<ImportedAccount<'_>> = batch
+            .iter()
+            .map(|user| ImportedAccount {
+                domain: &user.domain,
+                node: &user.node,
+                credentials: &user.credentials,
+                roster: &user.roster,
+                offline: &user.offline,
+            })
+            .collect();
+        let replace = self.options.on_conflict == Conflict::Overwrite;
+        let outcomes = match self.db.import_accounts(&accounts, replace, !self.options.dry_run) {
+            Ok(outcomes) => {
+                outcomes.into_iter().map(|outcome| outcome.map_err(|error| error.to_string())).collect()
+            }
+            Err(error) => vec![Err(error.to_string()); batch.len()],
+        };
+        for (user, outcome) in batch.iter().zip(outcomes) {
+            self.record((user.roster.len() as u64, user.offline.len() as u64), outcome, &user.label);
+        }
+        self.batch = batch;
+        self.batch.clear();
+    }
+
+    /// Counts one user (its roster items and offline messages) by what happened to it.
+    fn record(&mut self, (roster, offline): (u64, u64), outcome: Result<Imported, String>, label: &str) {
+        let summary = &mut self.summary;
         let (accounts, items, messages) =
             (&mut summary.accounts, &mut summary.roster_items, &mut summary.offline_messages);
         match outcome {
@@ -87,7 +162,7 @@ pub fn import(server: &Server, db: &Db, export: Export, options: Options) -> Sum
                 items.imported += roster;
                 messages.imported += offline;
             }
-            Ok(Imported::Exists) if options.on_conflict == Conflict::Skip => {
+            Ok(Imported::Exists) if self.options.on_conflict == Conflict::Skip => {
                 accounts.skipped += 1;
                 items.skipped += roster;
                 messages.skipped += offline;
@@ -100,45 +175,47 @@ pub fn import(server: &Server, db: &Db, export: Export, options: Options) -> Sum
                     Err(why) => why,
                     _ => "the account already exists (--on-conflict fail)".to_owned(),
                 };
-                summary.failures.push(format!(
-                    "{}@{} (from {}): {why}",
-                    user.node,
-                    user.domain,
-                    user.source.display()
-                ));
+                summary.failures.push(format!("{label}: {why}"));
             }
         }
     }
-    summary
 }
 
-fn import_user(server: &Server, db: &Db, user: &User, options: Options) -> Result<Imported, String> {
-    let jid =
-        server.resolve_user(&format!("{}@{}", user.node, user.domain)).map_err(|error| error.to_string())?;
-    let credentials = match &user.secret {
-        Secret::Scram(credentials) => credentials.clone(),
-        Secret::Plain(password) => {
-            credentials::derive_all(&credentials::prepare(password).map_err(|error| error.to_string())?)
-        }
+/// A user as the store takes it; on failure, its (roster items, offline messages) for the
+/// summary and why.
+fn prepare(server: &Server, user: User) -> Result<Prepared, ((u64, u64), String)> {
+    let counts = (user.roster.len() as u64, (user.offline.len() + user.pending_in.len()) as u64);
+    let fail = |why: String| (counts, why);
+    let jid = server
+        .resolve_user(&format!("{}@{}", user.node, user.domain))
+        .map_err(|error| fail(error.to_string()))?;
+    let credentials = match user.secret {
+        Secret::Scram(credentials) => credentials,
+        Secret::Plain(password) => credentials::derive_all(
+            &credentials::prepare(&password).map_err(|error| fail(error.to_string()))?,
+        ),
     };
-    let mut roster = user.roster.clone();
+    let mut roster = user.roster;
     for item in &mut roster {
-        item.jid = bare_jid(&item.jid)?.to_string();
+        item.jid = bare_jid(&item.jid).map_err(fail)?.to_string();
     }
     let mut offline: Vec<(String, String)> =
-        user.offline.iter().map(|stanza| (stanza.xml.clone(), stanza.stamp.clone())).collect();
+        user.offline.into_iter().map(|stanza| (stanza.xml, stanza.stamp)).collect();
     for from in &user.pending_in {
         let mut request = Presence::new(PresenceType::Subscribe);
-        request.from = Some(bare_jid(from)?.into());
+        request.from = Some(bare_jid(from).map_err(fail)?.into());
         request.to = Some(jid.clone().into());
-        let xml = xso::to_vec(&Stanza::Presence(request)).map_err(|error| error.to_string())?;
+        let xml = xso::to_vec(&Stanza::Presence(request)).map_err(|error| fail(error.to_string()))?;
         offline.push((String::from_utf8_lossy(&xml).into_owned(), now()));
     }
-    let (domain, node) = (jid.domain().as_str(), jid.node().map_or("", |node| node.as_str()));
-    let account =
-        ImportedAccount { domain, node, credentials: &credentials, roster: &roster, offline: &offline };
-    db.import_account(&account, options.on_conflict == Conflict::Overwrite, !options.dry_run)
-        .map_err(|error| error.to_string())
+    Ok(Prepared {
+        label: String::new(),
+        domain: jid.domain().to_string(),
+        node: jid.node().map_or_else(String::new, |node| node.to_string()),
+        credentials,
+        roster,
+        offline,
+    })
 }
 
 fn bare_jid(text: &str) -> Result<BareJid, String> {

@@ -1,6 +1,6 @@
-//! Import from other XMPP servers (issue 9): readers that turn an export into one neutral
-//! [`User`] per account, and [`import`], which writes each user in one SQLite transaction.
-//! Readers never touch the database; [`import`] never looks at a file.
+//! Import from other XMPP servers (issue 9): readers that stream an export as one neutral
+//! [`User`] per account, and the [`Importer`], which writes each user all or nothing.
+//! Readers never touch the database; the importer never looks at a file.
 //!
 //! # Layout
 //! - [`xep0227`]: XEP-0227 (Portable Import/Export Format) as ejabberd's `export_piefxis` and
@@ -8,23 +8,27 @@
 //!   or a folder of per-user files.
 //! - [`prosody`]: a Prosody `data_path` with `storage = "internal"` (Lua data files).
 //! - `lua`: the subset of Lua that Prosody's data files use, parsed, never run.
-//! - `apply`: options, the per-user transaction, and the summary.
+//! - `apply`: options, users written in batches of one savepoint each, and the summary.
+//! - [`progress`]: the progress bar on a terminal, log lines elsewhere.
 
 mod apply;
 mod lua;
+pub mod progress;
 pub mod prosody;
 pub mod xep0227;
 
 use std::path::{Path, PathBuf};
 
-pub use apply::{Conflict, Options, Summary, import};
+pub use apply::{Conflict, Importer, Options, Summary};
 
 use crate::store::{Credential, Db, RosterItem};
 use crate::xmpp::Server;
 
 /// Imports one XEP-0227 document held in memory, as `POST /admin_rest/import` receives it.
 pub fn import_document(server: &Server, db: &Db, document: &[u8], options: Options) -> Summary {
-    import(server, db, xep0227::read_document(Path::new("the uploaded document"), document), options)
+    let mut importer = Importer::new(server, db, options);
+    xep0227::read_document(Path::new("the uploaded document"), document, &mut |event| importer.take(event));
+    importer.finish()
 }
 
 /// One account of an export, as every reader produces it.
@@ -62,11 +66,16 @@ pub struct OfflineStanza {
     pub stamp: String,
 }
 
-/// What a reader found: the users it could read, and what it could not read.
-#[derive(Debug, Default)]
-pub struct Export {
-    pub users: Vec<User>,
-    pub failures: Vec<ReadFailure>,
+/// What a reader hands over as it goes, so that only the user being read is in memory.
+#[derive(Debug)]
+pub enum Event {
+    /// How much input there is, before any of it is read (bytes, or files for a Prosody folder).
+    Total(u64),
+    /// This much more of the input was read, in the unit of [`Event::Total`].
+    Advanced(u64),
+    User(User),
+    /// A file, or a user in it, that could not be read.
+    Failure(ReadFailure),
 }
 
 /// A file, or one user in it, that could not be read. Nothing of that user is imported.
@@ -106,9 +115,4 @@ impl ReadFailure {
     fn new(file: &Path, line: Option<usize>, user: Option<&str>, error: ReadError) -> ReadFailure {
         ReadFailure { file: file.to_owned(), line, user: user.map(str::to_owned), error }
     }
-}
-
-/// The 1-based line of byte offset `at` in `text`.
-fn line_of(text: &[u8], at: usize) -> usize {
-    text[..at.min(text.len())].iter().filter(|&&byte| byte == b'\n').count() + 1
 }

@@ -6,26 +6,31 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::lua::{self, Table, Value};
-use super::{Export, OfflineStanza, ReadError, ReadFailure, Secret, User};
+use super::{Event, OfflineStanza, ReadError, ReadFailure, Secret, User};
 use crate::store::{Ask, Credential, Mechanism, RosterItem, Subscription};
 
 /// Reads `data_path` (a folder of host folders), or one host folder (one with `accounts/`).
-pub fn read(data_path: &Path) -> Export {
-    let mut export = Export::default();
+pub fn read(data_path: &Path, out: &mut dyn FnMut(Event)) {
     let hosts = if data_path.join("accounts").is_dir() {
         Ok(vec![data_path.to_owned()])
     } else {
         subfolders(data_path)
     };
-    match hosts {
-        Ok(hosts) => {
-            for host in hosts {
-                read_host(&host, &mut export);
-            }
+    let hosts = match hosts {
+        Ok(hosts) => hosts,
+        Err(error) => return out(Event::Failure(ReadFailure::new(data_path, None, None, error.into()))),
+    };
+    let mut accounts = Vec::new();
+    for host in hosts {
+        match host_accounts(&host) {
+            Ok(files) => accounts.push((host, files)),
+            Err(failure) => out(Event::Failure(*failure)),
         }
-        Err(error) => export.failures.push(ReadFailure::new(data_path, None, None, error.into())),
     }
-    export
+    out(Event::Total(accounts.iter().map(|(_, files)| files.len() as u64).sum()));
+    for (host, files) in accounts {
+        read_host(&host, files, out);
+    }
 }
 
 fn subfolders(path: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -40,29 +45,36 @@ fn subfolders(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(folders)
 }
 
-fn read_host(host: &Path, export: &mut Export) {
-    let Some(domain) = host.file_name().and_then(|name| decode_name(&name.to_string_lossy())) else {
-        let error = ReadError::Invalid { field: "host folder name", value: host.display().to_string() };
-        return export.failures.push(ReadFailure::new(host, None, None, error));
-    };
+/// The `accounts/*.dat` files of a host folder, sorted.
+fn host_accounts(host: &Path) -> Result<Vec<PathBuf>, Box<ReadFailure>> {
     let accounts = host.join("accounts");
     let mut files = match std::fs::read_dir(&accounts) {
         Ok(entries) => entries.filter_map(|entry| Some(entry.ok()?.path())).collect::<Vec<_>>(),
-        Err(error) => return export.failures.push(ReadFailure::new(&accounts, None, None, error.into())),
+        Err(error) => return Err(Box::new(ReadFailure::new(&accounts, None, None, error.into()))),
     };
     files.retain(|file| file.extension().is_some_and(|extension| extension == "dat"));
     files.sort();
+    Ok(files)
+}
+
+fn read_host(host: &Path, files: Vec<PathBuf>, out: &mut dyn FnMut(Event)) {
+    let Some(domain) = host.file_name().and_then(|name| decode_name(&name.to_string_lossy())) else {
+        let error = ReadError::Invalid { field: "host folder name", value: host.display().to_string() };
+        return out(Event::Failure(ReadFailure::new(host, None, None, error)));
+    };
     for file in files {
         let stem = file.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-        let Some(node) = decode_name(&stem) else {
-            let error = ReadError::Invalid { field: "%-escaped file name", value: stem };
-            export.failures.push(ReadFailure::new(&file, None, None, error));
-            continue;
-        };
-        match read_user(host, &stem, &node, &domain) {
-            Ok(user) => export.users.push(user),
-            Err(failure) => export.failures.push(*failure),
-        }
+        out(match decode_name(&stem) {
+            Some(node) => match read_user(host, &stem, &node, &domain) {
+                Ok(user) => Event::User(user),
+                Err(failure) => Event::Failure(*failure),
+            },
+            None => {
+                let error = ReadError::Invalid { field: "%-escaped file name", value: stem };
+                Event::Failure(ReadFailure::new(&file, None, None, error))
+            }
+        });
+        out(Event::Advanced(1));
     }
 }
 

@@ -2,16 +2,23 @@
 //! `export_piefxis` (a server-data file with one `xi:include` per host, and the host files) and
 //! by Prosody's `mod_storage_xep0227` (one server-data file per user). See
 //! tests/fixtures/migration/README.md §4.1 and §4.3 for the traps handled here.
+//!
+//! Files are streamed: only the `<user/>` being read is held as a tree, so that a host file of
+//! a hundred thousand users takes the memory of one.
 
-use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, Read};
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use minidom::Element;
+use minidom::rxml::{RawEvent, RawReader};
+use minidom::tree_builder::TreeBuilder;
 
-use super::{Export, OfflineStanza, ReadError, ReadFailure, Secret, User, line_of};
+use super::{Event, OfflineStanza, ReadError, ReadFailure, Secret, User};
 use crate::store::{Ask, Credential, Mechanism, RosterItem, Subscription};
 
 const PIE: &str = "urn:xmpp:pie:0";
@@ -24,63 +31,41 @@ const LEGACY_DELAY: &str = "jabber:x:delay";
 
 /// Reads a server-data file (following its includes), a host file, or every `*.xml` file of a
 /// folder. A file that another file of the folder includes is read once, through the include.
-pub fn read(path: &Path) -> Export {
-    let mut export = Export::default();
+pub fn read(path: &Path, out: &mut dyn FnMut(Event)) {
     let files = if path.is_dir() {
         match xml_files(path) {
             Ok(files) => files,
-            Err(error) => {
-                export.failures.push(ReadFailure::new(path, None, None, error.into()));
-                return export;
-            }
+            Err(error) => return out(Event::Failure(ReadFailure::new(path, None, None, error.into()))),
         }
     } else {
         vec![path.to_owned()]
     };
-    let mut parsed = BTreeMap::new();
-    for file in &files {
-        parsed.insert(canonical(file), parse_file(file));
-    }
-    let included: HashSet<PathBuf> = parsed
-        .iter()
-        .filter_map(|(file, root)| Some((file, root.as_ref().ok()?)))
-        .flat_map(|(file, (root, _))| includes(file, root))
-        .map(|include| canonical(&include))
-        .collect();
-    for file in files {
-        let key = canonical(&file);
-        if included.contains(&key) {
-            continue;
-        }
-        let Some(root) = parsed.remove(&key) else { continue };
-        match root {
-            Ok((root, text)) => read_root(&file, &root, &text, &mut parsed, &mut export),
-            Err(failure) => export.failures.push(failure),
+    let includes: Vec<Vec<PathBuf>> = files.iter().map(|file| scan_includes(file)).collect();
+    let included: HashSet<PathBuf> = includes.iter().flatten().map(|file| canonical(file)).collect();
+    let mut total = 0;
+    let mut roots = Vec::new();
+    for (file, includes) in files.into_iter().zip(includes) {
+        if !included.contains(&canonical(&file)) {
+            total += [&file]
+                .into_iter()
+                .chain(&includes)
+                .filter_map(|file| file.metadata().ok())
+                .map(|meta| meta.len())
+                .sum::<u64>();
+            roots.push(file);
         }
     }
-    export
+    out(Event::Total(total));
+    for file in roots {
+        read_file(&file, Root::Any, out);
+    }
 }
 
 /// Reads one document held in memory (an upload to the admin API). `name` labels failures.
 /// Includes are refused: they would name files on this machine.
-pub fn read_document(name: &Path, text: &[u8]) -> Export {
-    let mut export = Export::default();
-    match parse_bytes(name, text.to_vec()) {
-        Ok((root, text)) if includes(name, &root).is_empty() => {
-            read_root(name, &root, &text, &mut BTreeMap::new(), &mut export)
-        }
-        Ok(_) => export.failures.push(ReadFailure::new(
-            name,
-            None,
-            None,
-            ReadError::Unexpected {
-                expected: "one document with its hosts inline",
-                found: "an xi:include, which would read a file on the server".into(),
-            },
-        )),
-        Err(failure) => export.failures.push(failure),
-    }
-    export
+pub fn read_document(name: &Path, text: &[u8], out: &mut dyn FnMut(Event)) {
+    out(Event::Total(text.len() as u64));
+    read_stream(name, text, Root::Upload, out);
 }
 
 fn xml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -99,32 +84,190 @@ fn canonical(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_owned())
 }
 
-type Parsed = Result<(Element, Vec<u8>), ReadFailure>;
-
-fn parse_file(path: &Path) -> Parsed {
-    let text = std::fs::read(path).map_err(|error| ReadFailure::new(path, None, None, error.into()))?;
-    parse_bytes(path, text)
+/// What a file's root may be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Root {
+    /// `<server-data/>` (its includes followed) or `<host/>`: a file named on the command line.
+    Any,
+    /// `<host/>` only: a file that a server-data file includes.
+    Host,
+    /// `<server-data/>` (includes refused) or `<host/>`: an upload.
+    Upload,
 }
 
-fn parse_bytes(path: &Path, text: Vec<u8>) -> Parsed {
-    let mut reader = Counting { text: &text, at: 0 };
-    match Element::from_reader(&mut reader) {
-        Ok(root) => Ok((root, text)),
-        Err(error) => {
-            let line = line_of(&text, reader.at);
-            Err(ReadFailure::new(path, Some(line), None, ReadError::Xml(error.to_string())))
+/// The files that `file`'s server-data root includes, resolved against its folder. Reads only
+/// up to the first host; a file that does not parse includes nothing (reading it says why).
+fn scan_includes(file: &Path) -> Vec<PathBuf> {
+    let Ok(input) = File::open(file) else { return Vec::new() };
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut includes = Vec::new();
+    let _ = walk(file, BufReader::new(input), Root::Any, &mut |found| match found {
+        Found::Include(href) => {
+            includes.push(base.join(href));
+            ControlFlow::Continue(())
+        }
+        _ => ControlFlow::Break(()),
+    });
+    includes
+}
+
+fn read_file(file: &Path, root: Root, out: &mut dyn FnMut(Event)) {
+    match File::open(file) {
+        Ok(input) => read_stream(file, BufReader::with_capacity(1 << 16, input), root, out),
+        Err(error) => out(Event::Failure(ReadFailure::new(file, None, None, error.into()))),
+    }
+}
+
+fn read_stream(file: &Path, input: impl BufRead, root: Root, out: &mut dyn FnMut(Event)) {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let mut read = 0;
+    let walked = walk(file, input, root, &mut |found| {
+        match found {
+            Found::User { domain, user, line } => {
+                let name = user.attr("name").unwrap_or_default();
+                out(match read_user(file, &domain, &user) {
+                    Ok(user) => Event::User(user),
+                    Err(error) => {
+                        let name = (!name.is_empty()).then_some(name);
+                        Event::Failure(ReadFailure::new(file, Some(line), name, error))
+                    }
+                });
+            }
+            Found::Include(href) if root == Root::Any => read_file(&base.join(href), Root::Host, out),
+            Found::Include(href) => out(Event::Failure(ReadFailure::new(
+                file,
+                None,
+                None,
+                ReadError::Unexpected {
+                    expected: "hosts inline",
+                    found: format!("an xi:include of {href:?}, which would read a file on the server"),
+                },
+            ))),
+            Found::Host => {}
+            Found::Progress(bytes) => {
+                out(Event::Advanced(bytes - read));
+                read = bytes;
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Err(failure) = walked {
+        out(Event::Failure(failure));
+    }
+}
+
+/// What [`walk`] finds, in document order.
+enum Found {
+    /// A complete `<user/>` of the host `domain`, whose start tag is on `line`.
+    User { domain: String, user: Element, line: usize },
+    /// The `href` of an `<xi:include/>` of the server-data root.
+    Include(String),
+    /// A `<host/>` opens inside the server-data root: no include comes after it in ejabberd's
+    /// layout, which is where [`scan_includes`] stops.
+    Host,
+    /// Bytes of the file read so far, after each user.
+    Progress(u64),
+}
+
+/// Streams `input` through the XML parser and a tree builder that never holds more than the
+/// root, one host and the user being read: each user is handed to `visit` and dropped.
+fn walk(
+    file: &Path,
+    input: impl BufRead,
+    expected: Root,
+    visit: &mut dyn FnMut(Found) -> ControlFlow<()>,
+) -> Result<(), ReadFailure> {
+    let mut reader = RawReader::new(Lines::new(input));
+    let mut tree = TreeBuilder::new();
+    // The depth at which users are children of a host: 2 under a host root, 3 under server-data.
+    let mut user_depth = 0;
+    let mut user_line = 0;
+    let fail = |line: usize, error: ReadError| ReadFailure::new(file, Some(line), None, error);
+    loop {
+        let line = reader.inner().line;
+        let event = match reader.read() {
+            Ok(Some(event)) => event,
+            Ok(None) => return Err(fail(reader.inner().line, ReadError::Xml("no root element".into()))),
+            Err(error) => return Err(fail(reader.inner().line, ReadError::Xml(error.to_string()))),
+        };
+        let (opens, head_closes, closes) = match event {
+            RawEvent::ElementHeadOpen(..) => (true, false, false),
+            RawEvent::ElementHeadClose(..) => (false, true, false),
+            RawEvent::ElementFoot(..) => (false, false, true),
+            _ => (false, false, false),
+        };
+        if opens && tree.depth() + 1 == user_depth {
+            user_line = line.max(1);
+        }
+        tree.process_event(event)
+            .map_err(|error| fail(reader.inner().line, ReadError::Xml(error.to_string())))?;
+        if tree.root.is_some() {
+            return Ok(());
+        }
+        let depth = tree.depth();
+        if head_closes {
+            let Some(top) = tree.top() else { continue };
+            if depth == 1 {
+                user_depth = root_kind(top, expected).map_err(|error| fail(line.max(1), error))?;
+            } else if depth + 1 == user_depth && top.is("host", PIE) {
+                if top.attr("jid").is_none() {
+                    return Err(fail(line.max(1), ReadError::Missing("the jid attribute of <host/>")));
+                }
+                if visit(Found::Host).is_break() {
+                    return Ok(());
+                }
+            }
+        } else if closes {
+            if depth + 1 == user_depth {
+                let Some(host) = tree.top().filter(|top| top.is("host", PIE)) else { continue };
+                let domain = host.attr("jid").unwrap_or_default().to_owned();
+                let Some(user) = tree.unshift_child().filter(|child| child.is("user", PIE)) else { continue };
+                let flow = visit(Found::User { domain, user, line: user_line });
+                if flow.is_break() || visit(Found::Progress(reader.inner().consumed)).is_break() {
+                    return Ok(());
+                }
+            } else if depth == 1 && user_depth == 3 {
+                let Some(child) = tree.unshift_child() else { continue };
+                let href = child.is("include", XINCLUDE).then(|| child.attr("href")).flatten();
+                if let Some(href) = href
+                    && visit(Found::Include(href.to_owned())).is_break()
+                {
+                    return Ok(());
+                }
+            }
         }
     }
 }
 
-/// Feeds the XML parser one byte at a time, so that where it stopped is where it failed: the
-/// line of an error is then exact.
-struct Counting<'a> {
-    text: &'a [u8],
-    at: usize,
+/// Checks the root against what this file may be; the depth of its users.
+fn root_kind(root: &Element, expected: Root) -> Result<usize, ReadError> {
+    let unexpected = |expected| {
+        let found = format!("<{}> in namespace '{}'", root.name(), root.ns());
+        ReadError::Unexpected { expected, found }
+    };
+    match expected {
+        _ if root.is("host", PIE) => Ok(2),
+        Root::Any | Root::Upload if root.is("server-data", PIE) => Ok(3),
+        Root::Host => Err(unexpected("<host/> in urn:xmpp:pie:0")),
+        Root::Any | Root::Upload => Err(unexpected("<server-data/> or <host/> in urn:xmpp:pie:0")),
+    }
 }
 
-impl Read for Counting<'_> {
+/// The input with the count of what the parser consumed: its line, for errors, and its bytes,
+/// for progress. The parser consumes up to the byte it fails on, so the line is exact.
+struct Lines<R> {
+    inner: R,
+    line: usize,
+    consumed: u64,
+}
+
+impl<R> Lines<R> {
+    fn new(inner: R) -> Lines<R> {
+        Lines { inner, line: 1, consumed: 0 }
+    }
+}
+
+impl<R: BufRead> std::io::Read for Lines<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let available = self.fill_buf()?;
         let count = available.len().min(buf.len());
@@ -134,87 +277,18 @@ impl Read for Counting<'_> {
     }
 }
 
-impl BufRead for Counting<'_> {
+impl<R: BufRead> BufRead for Lines<R> {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        let end = (self.at + 1).min(self.text.len());
-        Ok(&self.text[self.at..end])
+        self.inner.fill_buf()
     }
 
     fn consume(&mut self, amount: usize) {
-        self.at += amount;
-    }
-}
-
-/// The files a server-data element includes, resolved against the including file's folder.
-fn includes(file: &Path, root: &Element) -> Vec<PathBuf> {
-    if !root.is("server-data", PIE) {
-        return Vec::new();
-    }
-    let base = file.parent().unwrap_or(Path::new("."));
-    root.children()
-        .filter(|child| child.is("include", XINCLUDE))
-        .filter_map(|child| child.attr("href"))
-        .map(|href| base.join(href))
-        .collect()
-}
-
-fn read_root(
-    file: &Path,
-    root: &Element,
-    text: &[u8],
-    parsed: &mut BTreeMap<PathBuf, Parsed>,
-    export: &mut Export,
-) {
-    if root.is("host", PIE) {
-        return read_host(file, root, text, export);
-    }
-    if !root.is("server-data", PIE) {
-        let found = format!("<{}> in namespace '{}'", root.name(), root.ns());
-        let error = ReadError::Unexpected { expected: "<server-data/> or <host/> in urn:xmpp:pie:0", found };
-        return export.failures.push(ReadFailure::new(file, Some(1), None, error));
-    }
-    for host in root.children().filter(|child| child.is("host", PIE)) {
-        read_host(file, host, text, export);
-    }
-    for include in includes(file, root) {
-        let included = parsed.remove(&canonical(&include)).unwrap_or_else(|| parse_file(&include));
-        match included {
-            Ok((host, text)) if host.is("host", PIE) => read_host(&include, &host, &text, export),
-            Ok((other, _)) => {
-                let found = format!("<{}> in namespace '{}'", other.name(), other.ns());
-                let error = ReadError::Unexpected { expected: "<host/> in urn:xmpp:pie:0", found };
-                export.failures.push(ReadFailure::new(&include, Some(1), None, error));
-            }
-            Err(failure) => export.failures.push(failure),
+        if let Ok(buffer) = self.inner.fill_buf() {
+            self.line += buffer[..amount.min(buffer.len())].iter().filter(|&&byte| byte == b'\n').count();
         }
+        self.consumed += amount as u64;
+        self.inner.consume(amount);
     }
-}
-
-fn read_host(file: &Path, host: &Element, text: &[u8], export: &mut Export) {
-    let Some(domain) = host.attr("jid") else {
-        let error = ReadError::Missing("the jid attribute of <host/>");
-        return export.failures.push(ReadFailure::new(file, None, None, error));
-    };
-    for user in host.children().filter(|child| child.is("user", PIE)) {
-        let name = user.attr("name").unwrap_or_default();
-        match read_user(file, domain, user) {
-            Ok(user) => export.users.push(user),
-            Err(error) => {
-                let line = user_line(text, name);
-                let name = (!name.is_empty()).then_some(name);
-                export.failures.push(ReadFailure::new(file, line, name, error));
-            }
-        }
-    }
-}
-
-/// The line of `<user name='NAME'`, for errors found after parsing (the tree keeps no positions).
-fn user_line(text: &[u8], name: &str) -> Option<usize> {
-    let escaped =
-        name.replace('&', "&amp;").replace('\'', "&apos;").replace('"', "&quot;").replace('<', "&lt;");
-    [format!("name='{escaped}'"), format!("name=\"{escaped}\"")].iter().find_map(|needle| {
-        text.windows(needle.len()).position(|window| window == needle.as_bytes()).map(|at| line_of(text, at))
-    })
 }
 
 fn read_user(file: &Path, domain: &str, user: &Element) -> Result<User, ReadError> {
@@ -365,6 +439,52 @@ fn offline_stanza(mut stanza: Element) -> Result<OfflineStanza, ReadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn events(text: &str) -> (Vec<User>, Vec<String>) {
+        let (mut users, mut failures) = (Vec::new(), Vec::new());
+        read_document(Path::new("doc.xml"), text.as_bytes(), &mut |event| match event {
+            Event::User(user) => users.push(user),
+            Event::Failure(failure) => failures.push(failure.to_string()),
+            Event::Total(_) | Event::Advanced(_) => {}
+        });
+        (users, failures)
+    }
+
+    #[test]
+    fn users_stream_out_until_the_line_where_the_xml_breaks() {
+        let (users, failures) = events(
+            "<server-data xmlns='urn:xmpp:pie:0'>\n<host jid='d'>\n<user name='a' password='x'/>\n\
+             <user name='b' password='y'><query xmlns='jabber:iq:roster'><item jid='c@d'/></query></user>\n\
+             <user name='c' <oops/>\n</host></server-data>",
+        );
+        assert_eq!(users.iter().map(|user| user.node.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(users[1].roster.len(), 1);
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].starts_with("doc.xml:5: malformed XML"), "{failures:?}");
+    }
+
+    #[test]
+    fn a_bad_user_names_its_line_and_spares_the_others() {
+        let (users, failures) = events(
+            "<host xmlns='urn:xmpp:pie:0' jid='d'>\n<user name='a' password='x'/>\n<user name='b'>\n\
+             <scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'><salt>!</salt>\
+             <iter-count>1</iter-count><server-key>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</server-key>\
+             <stored-key>AAAAAAAAAAAAAAAAAAAAAAAAAAA=</stored-key></scram-credentials></user>\n\
+             <user name='c' password='z'/></host>",
+        );
+        assert_eq!(users.iter().map(|user| user.node.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(failures, ["doc.xml:3 (user b): salt is not valid base64"]);
+    }
+
+    #[test]
+    fn an_upload_may_not_include_files() {
+        let (users, failures) = events(
+            "<server-data xmlns='urn:xmpp:pie:0' xmlns:xi='http://www.w3.org/2001/XInclude'>\
+             <xi:include href='/etc/passwd'/><host jid='d'><user name='a' password='x'/></host></server-data>",
+        );
+        assert_eq!(users.len(), 1);
+        assert!(failures[0].contains("xi:include of \"/etc/passwd\""), "{failures:?}");
+    }
 
     #[test]
     fn double_base64_is_decoded_twice_and_single_once() {

@@ -163,7 +163,7 @@ impl Db {
 }
 
 pub(super) fn write_credentials(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     domain: &str,
     node: &str,
     credentials: &[Credential],

@@ -72,6 +72,15 @@ const MIGRATIONS: &[&str] = &[
         command TEXT NOT NULL,
         status INTEGER NOT NULL
      );",
+    // 5: rosters that an import replaced, possibly from another process, waiting for the
+    // running server to push them to the account's online resources (`removed`: JSON list of
+    // the contacts the import dropped).
+    "CREATE TABLE imported_rosters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        domain TEXT NOT NULL,
+        node TEXT NOT NULL,
+        removed TEXT NOT NULL
+     );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<()> {

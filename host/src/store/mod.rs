@@ -21,7 +21,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use accounts::{Credential, Mechanism};
 pub use audit::AuditRecord;
-pub use import::{Imported, ImportedAccount};
+pub use import::{Imported, ImportedAccount, ReplacedRoster};
 pub use offline::OfflineMessage;
 pub use roster::{Ask, RosterItem, Subscription};
 pub use tokens::StoredToken;
@@ -40,6 +40,8 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+const FILE: &str = "plughost.sqlite3";
+
 /// The database handle. Cheap to share behind an `Arc`.
 pub struct Db {
     /// std rather than tokio: it is never held across an `.await`.
@@ -47,11 +49,16 @@ pub struct Db {
 }
 
 impl Db {
+    /// Whether `data_dir` holds a database already.
+    pub fn exists_in(data_dir: &Path) -> bool {
+        data_dir.join(FILE).is_file()
+    }
+
     /// Opens (creating if needed) `<data_dir>/plughost.sqlite3` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> Result<Db> {
         std::fs::create_dir_all(data_dir)
             .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
-        let mut conn = rusqlite::Connection::open(data_dir.join("plughost.sqlite3"))?;
+        let mut conn = rusqlite::Connection::open(data_dir.join(FILE))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

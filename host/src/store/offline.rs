@@ -66,9 +66,7 @@ pub(super) fn write_offline(
     stanza: &str,
     stamp: &str,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO offline (domain, node, stanza, stamp) VALUES (?1, ?2, ?3, ?4)",
-        params![domain, node, stanza, stamp],
-    )?;
+    conn.prepare_cached("INSERT INTO offline (domain, node, stanza, stamp) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![domain, node, stanza, stamp])?;
     Ok(())
 }

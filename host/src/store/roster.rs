@@ -95,6 +95,13 @@ impl Db {
     }
 }
 
+/// The contacts in the roster of `node@domain`, inside whatever transaction `conn` is in.
+pub(super) fn contacts(conn: &rusqlite::Connection, domain: &str, node: &str) -> Result<Vec<String>> {
+    let mut statement = conn.prepare_cached("SELECT contact FROM roster WHERE domain = ?1 AND node = ?2")?;
+    let contacts = statement.query_map(params![domain, node], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    Ok(contacts)
+}
+
 /// Inserts or replaces one item, inside whatever transaction `conn` is in.
 pub(super) fn write_roster_item(
     conn: &rusqlite::Connection,
@@ -103,21 +110,21 @@ pub(super) fn write_roster_item(
     item: &RosterItem,
 ) -> Result<()> {
     let groups = serde_json::to_string(&item.groups).unwrap_or_else(|_| "[]".into());
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO roster (domain, node, contact, name, groups, subscription, ask)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (domain, node, contact) DO UPDATE SET
            name = excluded.name, groups = excluded.groups,
            subscription = excluded.subscription, ask = excluded.ask",
-        params![
-            domain,
-            node,
-            item.jid,
-            item.name,
-            groups,
-            item.subscription.as_str(),
-            item.ask == Ask::Subscribe
-        ],
-    )?;
+    )?
+    .execute(params![
+        domain,
+        node,
+        item.jid,
+        item.name,
+        groups,
+        item.subscription.as_str(),
+        item.ask == Ask::Subscribe
+    ])?;
     Ok(())
 }
