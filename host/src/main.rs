@@ -118,11 +118,12 @@ enum Command {
     },
     /// Import accounts, rosters and offline messages from ejabberd or Prosody.
     ///
-    /// Each user is written in one transaction: all of it, or nothing when anything of it is
-    /// wrong. Works while the server runs (SQLite WAL), but clients already online see the
-    /// imported roster only at their next login. Prints a summary (accounts, roster items,
-    /// offline messages: imported, skipped, failed, and why each failure) and exits with 1
-    /// when anything failed.
+    /// Each user is written all or nothing: none of it when anything of it is wrong. Works
+    /// while the server runs (SQLite WAL): within a second, the server pushes a roster that
+    /// `--on-conflict overwrite` replaced to the owner's online clients, whose sessions stay
+    /// up. Shows a progress bar on a terminal (a line every 5 s otherwise), then prints a
+    /// summary (accounts, roster items, offline messages: imported, skipped, failed, and why
+    /// each failure) and exits with 1 when anything failed.
     Import {
         #[command(subcommand)]
         source: ImportSource,

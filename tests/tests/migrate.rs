@@ -9,7 +9,7 @@ use std::process::Output;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use plughost_tests::xmpp::{RawConn, XmppClient, body};
+use plughost_tests::xmpp::{RawConn, XmppClient, bare, body};
 use plughost_tests::{TestHost, workspace_root};
 use sasl::client::Mechanism as _;
 use sasl::client::mechanisms::Scram;
@@ -18,6 +18,7 @@ use sasl::common::scram::Sha1;
 use serde_json::Value;
 use tokio_xmpp::parsers::message::MessageType;
 use tokio_xmpp::parsers::presence::Type as PresenceType;
+use tokio_xmpp::parsers::roster::{Ask, Subscription};
 
 fn fixtures() -> PathBuf {
     let path = workspace_root().join("tests/fixtures/migration");
@@ -180,6 +181,50 @@ async fn prosody_data_folder() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prosody_xep0227_files() {
     import_and_check("xep0227", "prosody-xep0227", false).await;
+}
+
+/// `--on-conflict overwrite` of an account that is online, run by the CLI next to the running
+/// server: the session stays up and receives the replaced roster as pushes (removals first),
+/// and the imported password is the one that works from then on.
+#[tokio::test(flavor = "multi_thread")]
+async fn overwriting_an_online_account_pushes_its_new_roster() {
+    let host = TestHost::start().await;
+    let (ok, out) = import(&host, "xep0227", &fixtures().join("ejabberd-piefxis"), &[]);
+    assert!(ok, "{out}");
+    let mut alice = online(&host, "alice", "live").await;
+    let before = alice.roster().await;
+    assert_eq!(before.items.len(), 3, "{before:?}");
+
+    let replacement = host.dir().join("alice-again.xml");
+    std::fs::write(
+        &replacement,
+        "<host xmlns='urn:xmpp:pie:0' jid='localhost'><user name='alice' password='moved-pw'>\
+         <query xmlns='jabber:iq:roster'>\
+         <item jid='bob@localhost' name='Robert' subscription='both'><group>Moved</group></item>\
+         <item jid='erin@localhost' subscription='none' ask='subscribe'/></query></user></host>",
+    )
+    .unwrap();
+    let (ok, out) = import(&host, "xep0227", &replacement, &["--on-conflict", "overwrite"]);
+    assert!(ok && out.contains("accounts: 1 imported"), "{out}");
+
+    let mut removed = Vec::new();
+    for _ in 0..2 {
+        let item = alice.next_roster_push().await;
+        assert_eq!(item.subscription, Subscription::Remove, "removals come first: {item:?}");
+        removed.push(item.jid.to_string());
+    }
+    removed.sort();
+    assert_eq!(removed, ["carol@localhost", "zoë@localhost"]);
+    let (_, bob) = alice.expect_roster_push(&bare("bob")).await;
+    assert_eq!((bob.name.as_deref(), bob.groups.len()), (Some("Robert"), 1));
+    let (_, erin) = alice.expect_roster_push(&bare("erin")).await;
+    assert_eq!(erin.ask, Ask::Subscribe);
+    alice.ping().await;
+    let after = alice.roster().await;
+    assert_eq!(after.items.len(), 2, "{after:?}");
+    host.try_login("alice", "moved-pw").await.expect("the imported password works");
+    assert!(host.try_login("alice", &password("alice")).await.is_err(), "the old one no longer does");
+    alice.close().await;
 }
 
 fn copy_dir(from: &Path, to: &Path) {

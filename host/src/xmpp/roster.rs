@@ -11,6 +11,26 @@ use super::sessions::Outbound;
 use super::{AccountError, Server};
 use crate::store::{Ask, RosterItem, Subscription};
 
+/// How often the server looks for rosters that an import replaced.
+pub const IMPORT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Pushes what imports replace, every [`IMPORT_POLL`], for as long as the server runs.
+pub async fn push_imported_rosters(server: Server) {
+    let forget = server.clone();
+    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || forget.forget_imported_rosters()).await {
+        tracing::warn!(%error, "cannot clear the rosters replaced by imports before this start");
+    }
+    let mut ticks = tokio::time::interval(IMPORT_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let server = server.clone();
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || server.push_imported_rosters()).await {
+            tracing::warn!(%error, "cannot push the rosters replaced by an import");
+        }
+    }
+}
+
 /// What the admin API asks of a roster entry.
 #[derive(Debug, Clone, Default)]
 pub struct ItemUpdate {
@@ -286,6 +306,43 @@ impl Server {
     }
 
     /// RFC 6121 §2.1.6: a roster push to every bound resource.
+    /// Pushes every roster that an import replaced (`--on-conflict overwrite`, from this
+    /// process or from `plughost import` next to it) to the owner's online resources: the
+    /// dropped contacts as removals, then every item. Sessions stay up: the move should go
+    /// unnoticed. Returns how many rosters were pushed.
+    pub fn push_imported_rosters(&self) -> Result<usize, AccountError> {
+        let replaced = self.db().replaced_rosters(0)?;
+        let Some(last) = replaced.last().map(|roster| roster.id) else { return Ok(0) };
+        // The credentials were replaced too: caches of verified passwords must check again.
+        self.bump_credentials_generation();
+        let mut pushed = 0;
+        for roster in &replaced {
+            let Ok(account) = BareJid::new(&format!("{}@{}", roster.node, roster.domain)) else { continue };
+            if self.sessions().all_of(&account).is_empty() {
+                continue;
+            }
+            for contact in roster.removed.iter().filter_map(|contact| BareJid::new(contact).ok()) {
+                self.push(&account, wire_removed(&contact));
+            }
+            for item in self.roster(&account)?.iter().filter_map(wire_item) {
+                self.push(&account, item);
+            }
+            pushed += 1;
+        }
+        self.db().forget_replaced_rosters(last)?;
+        tracing::info!(
+            replaced = replaced.len(),
+            pushed,
+            "rosters replaced by an import pushed to online clients"
+        );
+        Ok(pushed)
+    }
+
+    /// Forgets what imports replaced before the server started: nobody was online to push to.
+    pub fn forget_imported_rosters(&self) -> Result<(), AccountError> {
+        Ok(self.db().forget_replaced_rosters(i64::MAX)?)
+    }
+
     fn push(&self, account: &BareJid, item: Item) {
         let roster = Roster { ver: None, items: vec![item] };
         for (resource, outbox) in self.sessions().all_of(account) {

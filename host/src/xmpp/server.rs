@@ -89,6 +89,10 @@ impl Server {
         self.inner.credentials_generation.load(Ordering::Acquire)
     }
 
+    pub(super) fn bump_credentials_generation(&self) {
+        self.inner.credentials_generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Turns `alice`, `Alice@Example.org` or `alice@example.org` into a normalised bare JID of a
     /// served domain (RFC 7622: nodeprep on the localpart, nameprep on the domain).
     pub fn resolve_user(&self, name: &str) -> Result<BareJid, AccountError> {
@@ -143,7 +147,7 @@ impl Server {
         }
         // Its tokens would otherwise come back to life with a new account of the same name.
         self.inner.db.delete_tokens_of(jid.as_str())?;
-        self.inner.credentials_generation.fetch_add(1, Ordering::AcqRel);
+        self.bump_credentials_generation();
         let closed = self.inner.sessions.close_all(jid, CloseReason::AccountDeleted);
         tracing::info!(%jid, closed_sessions = closed, "account deleted");
         Ok(())
@@ -156,7 +160,7 @@ impl Server {
         if !self.inner.db.set_credentials(domain, node, &credentials)? {
             return Err(AccountError::NotFound(jid.clone()));
         }
-        self.inner.credentials_generation.fetch_add(1, Ordering::AcqRel);
+        self.bump_credentials_generation();
         let closed = self.inner.sessions.close_all(jid, CloseReason::PasswordChanged);
         tracing::info!(%jid, closed_sessions = closed, "password changed");
         Ok(())
