@@ -497,14 +497,16 @@ fn import(source: ImportSource) -> anyhow::Result<ExitCode> {
     let options = migrate::Options { on_conflict: options.on_conflict, dry_run: options.dry_run };
     let mut importer = migrate::Importer::new(&server, &db, options);
     let mut progress = migrate::progress::Progress::default();
-    let mut out = |event| {
-        progress.observe(&event);
-        importer.take(event);
-    };
-    match &source {
-        ImportSource::Xep0227 { path, .. } => migrate::xep0227::read(path, &mut out),
-        ImportSource::Prosody { path, .. } => migrate::prosody::read(path, &mut out),
-    }
+    migrate::pipelined(
+        |out| match &source {
+            ImportSource::Xep0227 { path, .. } => migrate::xep0227::read(path, out),
+            ImportSource::Prosody { path, .. } => migrate::prosody::read(path, out),
+        },
+        |event| {
+            progress.observe(&event);
+            importer.take(event);
+        },
+    );
     let summary = importer.finish();
     progress.finish();
     print!("{summary}");

@@ -27,8 +27,32 @@ use crate::xmpp::Server;
 /// Imports one XEP-0227 document held in memory, as `POST /admin_rest/import` receives it.
 pub fn import_document(server: &Server, db: &Db, document: &[u8], options: Options) -> Summary {
     let mut importer = Importer::new(server, db, options);
-    xep0227::read_document(Path::new("the uploaded document"), document, &mut |event| importer.take(event));
+    pipelined(
+        |out| xep0227::read_document(Path::new("the uploaded document"), document, out),
+        |event| importer.take(event),
+    );
     importer.finish()
+}
+
+/// Events in flight between the reader and the writer: enough to keep both busy, few enough
+/// that memory stays that of a few batches.
+const IN_FLIGHT: usize = 1024;
+
+/// Runs `read` on a thread of its own while this thread hands what it reads to `take`: parsing
+/// and writing to SQLite each keep a core busy, instead of taking turns on one.
+pub fn pipelined(read: impl FnOnce(&mut dyn FnMut(Event)) + Send, mut take: impl FnMut(Event)) {
+    let (send, receive) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            read(&mut |event| {
+                // The receiver only goes away once this thread has ended.
+                let _ = send.send(event);
+            })
+        });
+        for event in receive {
+            take(event);
+        }
+    });
 }
 
 /// One account of an export, as every reader produces it.

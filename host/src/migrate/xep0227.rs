@@ -283,7 +283,10 @@ impl<R: BufRead> BufRead for Lines<R> {
     }
 
     fn consume(&mut self, amount: usize) {
-        if let Ok(buffer) = self.inner.fill_buf() {
+        // The parser consumes only what `fill_buf` returned, so this returns the same bytes.
+        if amount > 0
+            && let Ok(buffer) = self.inner.fill_buf()
+        {
             self.line += buffer[..amount.min(buffer.len())].iter().filter(|&&byte| byte == b'\n').count();
         }
         self.consumed += amount as u64;
