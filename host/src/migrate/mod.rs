@@ -9,8 +9,11 @@
 //! - [`prosody`]: a Prosody `data_path` with `storage = "internal"` (Lua data files).
 //! - `lua`: the subset of Lua that Prosody's data files use, parsed, never run.
 //! - `apply`: options, the per-user transaction, and the summary.
+//! - [`export`]: the other direction, `plughost export xep0227`: the database as XEP-0227 files
+//!   that [`xep0227`] (and ejabberd and Prosody) read back; it reads the store a page at a time.
 
 mod apply;
+pub mod export;
 mod lua;
 pub mod prosody;
 pub mod xep0227;
