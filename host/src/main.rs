@@ -173,13 +173,16 @@ enum ExportFormat {
     /// Writes DIR/server-data.xml, which includes one DIR/<domain>.xml per exported domain; each
     /// holds one <user/> per account with its SCRAM credentials, its roster (name, groups,
     /// subscription, ask), the subscription requests nobody answered yet and the offline
-    /// messages, each with one XEP-0203 delay stamp. `plughost import xep0227 DIR` and
-    /// ejabberd's `ejabberdctl import_piefxis DIR/server-data.xml` read it as it is; Prosody's
-    /// mod_storage_xep0227 reads the same elements, but from one file per user.
+    /// messages, each with one XEP-0203 delay stamp. `plughost import xep0227 DIR` reads it as it
+    /// is, and so does ejabberd's `ejabberdctl import_piefxis DIR/server-data.xml` (the layout is
+    /// ejabberd's); Prosody's mod_storage_xep0227 reads the same elements, but from one file per
+    /// user.
     ///
     /// Passwords leave only as SCRAM-SHA-1/SCRAM-SHA-256 credentials (salt, iteration count,
-    /// StoredKey, ServerKey): Plughost never stored them in plaintext. Bearer tokens, the
-    /// whitelist and the audit log are not part of XEP-0227 and are not exported.
+    /// StoredKey, ServerKey, in single base64 as XEP-0227 has them): Plughost never stored them
+    /// in plaintext. ejabberd's own exports encode these values twice and its importer decodes
+    /// them once, so expect accounts it imports from this file to need a new password. Bearer tokens, the whitelist and the audit log are not part of
+    /// XEP-0227 and are not exported.
     ///
     /// Only reads the database, so it works while the server runs. The files are written into
     /// a folder next to DIR that is renamed to DIR when complete: an interrupted export never
