@@ -1,7 +1,8 @@
 //! `plughost export xep0227` (issue 9): the served domains' accounts, rosters and offline queues
-//! as XEP-0227 files in the layout of ejabberd's `export_piefxis`, which [`super::xep0227::read`],
-//! ejabberd's `import_piefxis` and Prosody's `mod_storage_xep0227` read back. Credentials leave
-//! only as SCRAM (salt, iterations, StoredKey, ServerKey): the store holds no password.
+//! as XEP-0227 files in the layout of ejabberd's `export_piefxis`, which [`super::xep0227::read`]
+//! and ejabberd's `import_piefxis` read back (Prosody's `mod_storage_xep0227` reads the same
+//! elements from one file per user). Credentials leave only as SCRAM (salt, iterations,
+//! StoredKey, ServerKey): the store holds no password.
 //!
 //! It only reads the database, a page of accounts at a time, so it runs beside a serving server
 //! in bounded memory. The folder appears complete or not at all: everything is written into a
@@ -38,8 +39,8 @@ macro_rules! name {
 /// The file that includes one file per host, as ejabberd names the first file of its export.
 pub const SERVER_DATA: &str = "server-data.xml";
 
-/// Accounts read per page: enough to make paging cost nothing, few enough that a page of users
-/// with large rosters stays a few MiB.
+/// Account names read per page: one index seek per 500 accounts. The accounts themselves are
+/// read and written one at a time, so memory does not grow with the page or the export.
 const PAGE: usize = 500;
 
 /// Why an export could not be written. Nothing is left in the target folder then.
@@ -140,7 +141,7 @@ pub fn export(
     let hosts = match write_files(db, domains, &staging) {
         Ok(hosts) => hosts,
         Err(error) => {
-            // Best effort: a leftover folder is named `.partial`, so it never passes for an export.
+            // Best effort: a leftover is named `DIR.partial-PID`, so it never passes for an export.
             let _ = std::fs::remove_dir_all(&staging);
             return Err(error);
         }
