@@ -1,5 +1,6 @@
 //! The `plughost` command: `serve`, the account and token commands in the way of `prosodyctl`,
-//! `import` from ejabberd and Prosody, and `plugin check` / `plugin new` for plugin authors.
+//! `import` from and `export` to ejabberd and Prosody, and `plugin check` / `plugin new` for plugin
+//! authors.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -128,6 +129,11 @@ enum Command {
         #[command(subcommand)]
         source: ImportSource,
     },
+    /// Export accounts, rosters and offline messages for ejabberd, Prosody or another Plughost.
+    Export {
+        #[command(subcommand)]
+        format: ExportFormat,
+    },
     /// Tools for plugin authors: check a .wasm before deploying it, start a new plugin crate.
     Plugin {
         #[command(subcommand)]
@@ -157,6 +163,43 @@ enum ImportSource {
         path: PathBuf,
         #[command(flatten)]
         options: ImportOptions,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportFormat {
+    /// XEP-0227 (Portable Import/Export Format, urn:xmpp:pie:0) in the layout of ejabberd's
+    /// `ejabberdctl export_piefxis DIR`.
+    ///
+    /// Writes DIR/server-data.xml, which includes one DIR/<domain>.xml per exported domain; each
+    /// holds one <user/> per account with its SCRAM credentials, its roster (name, groups,
+    /// subscription, ask), the subscription requests nobody answered yet and the offline
+    /// messages, each with one XEP-0203 delay stamp. `plughost import xep0227 DIR` reads it as it
+    /// is, and so does ejabberd's `ejabberdctl import_piefxis DIR/server-data.xml` (the layout is
+    /// ejabberd's); Prosody's mod_storage_xep0227 reads the same elements, but from one file per
+    /// user.
+    ///
+    /// Passwords leave only as SCRAM-SHA-1/SCRAM-SHA-256 credentials (salt, iteration count,
+    /// StoredKey, ServerKey, in single base64 as XEP-0227 has them): Plughost never stored them
+    /// in plaintext. ejabberd's own exports encode these values twice and its importer decodes
+    /// them once, so expect accounts it imports from this file to need a new password. Bearer tokens, the whitelist and the audit log are not part of
+    /// XEP-0227 and are not exported.
+    ///
+    /// Only reads the database, so it works while the server runs. The files are written into
+    /// a folder next to DIR that is renamed to DIR when complete: an interrupted export never
+    /// leaves DIR half written. Prints one line per domain and the totals.
+    Xep0227 {
+        /// The folder to create. It must not exist or be empty, unless --force.
+        dir: PathBuf,
+        /// Export only this served domain (repeatable; default: every served domain).
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// Replace DIR even when it holds files (it is replaced only once the new export is
+        /// complete).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -351,6 +394,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(())
         }
         Command::Import { source } => return import(source),
+        Command::Export { format: ExportFormat::Xep0227 { dir, domains, force, common } } => {
+            export(&dir, domains, force, &common)
+        }
         Command::Token { command } => token(command),
         Command::Plugin { command } => return plugin(command),
         Command::Openapi { dialect, output, plugins_dir, common } => {
@@ -511,6 +557,27 @@ fn import(source: ImportSource) -> anyhow::Result<ExitCode> {
     progress.finish();
     print!("{summary}");
     Ok(if summary.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn export(dir: &Path, domains: Vec<String>, force: bool, common: &Common) -> anyhow::Result<()> {
+    let config = common.load(Overrides::default())?;
+    // Normalised as the configuration's domains are, whatever case the command line used.
+    let domains = if domains.is_empty() {
+        config.domains.clone()
+    } else {
+        domains
+            .iter()
+            .map(|domain| {
+                jid::DomainPart::new(domain)
+                    .map(|domain| domain.to_string())
+                    .with_context(|| format!("--domain {domain:?} is not a valid domain"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let db = plughost::open_db(&config)?;
+    let summary = migrate::export::export(&db, &config.domains, &domains, dir, force)?;
+    print!("{summary}");
+    Ok(())
 }
 
 fn token(command: TokenCommand) -> anyhow::Result<()> {

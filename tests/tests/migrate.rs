@@ -3,6 +3,8 @@
 //! how): each export imported into a running server, then every user logs in
 //! with the old password and finds the roster, the offline messages and the unanswered
 //! subscription request the old server had. Broken exports fail per user, naming file and line.
+//! `plughost export xep0227` round trips: export, import into a fresh server, export again, and
+//! the two exports hold the same data.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -299,4 +301,208 @@ async fn broken_exports_fail_per_user_with_file_and_line() {
     assert!(out.contains("wrong.xml:1: expected <server-data/> or <host/> in urn:xmpp:pie:0"), "{out}");
     let (_, out) = import(&host, "xep0227", &fixtures().join("ejabberd-piefxis-plain"), &[]);
     assert!(!out.contains("erin"), "{out}");
+}
+
+/// Runs `plughost export xep0227 DIR ARGS` against the host's data; returns (success, stdout
+/// and stderr).
+fn export(host: &TestHost, dir: &Path, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["export", "xep0227", dir.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let Output { status, stdout, stderr } = host.cli(&all, None);
+    let out = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+    eprintln!("export {}:\n{out}", dir.display());
+    (status.success(), out)
+}
+
+const PIE: &str = "urn:xmpp:pie:0";
+const DELAY: &str = "urn:xmpp:delay";
+
+fn parse_xml(path: &Path) -> minidom::Element {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    text.parse().unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// An export as an XML parser reads it, in a form where order that carries no meaning is gone:
+/// `{domain: {user: {credentials, roster, pending_in, offline}}}`, with credentials sorted,
+/// roster items sorted by JID (groups sorted, as in expected.json), pending requests by sender,
+/// and each offline stanza (without its delay) with the delay's stamp, oldest first.
+fn normal_form(dir: &Path) -> Value {
+    let root = parse_xml(&dir.join("server-data.xml"));
+    assert!(root.is("server-data", PIE), "{root:?}");
+    let mut hosts = serde_json::Map::new();
+    for include in root.children().filter(|child| child.is("include", "http://www.w3.org/2001/XInclude")) {
+        let host = parse_xml(&dir.join(include.attr("href").unwrap()));
+        assert!(host.is("host", PIE));
+        let mut users = serde_json::Map::new();
+        for user in host.children().filter(|child| child.is("user", PIE)) {
+            users.insert(user.attr("name").unwrap().to_owned(), normal_user(user));
+        }
+        hosts.insert(host.attr("jid").unwrap().to_owned(), Value::Object(users));
+    }
+    Value::Object(hosts)
+}
+
+fn normal_user(user: &minidom::Element) -> Value {
+    let text = |element: &minidom::Element, name: &str| {
+        element.children().find(|child| child.name() == name).map(|child| child.text())
+    };
+    let mut credentials: Vec<Value> = user
+        .children()
+        .filter(|child| child.is("scram-credentials", "urn:xmpp:pie:0#scram"))
+        .map(|scram| {
+            serde_json::json!([
+                scram.attr("mechanism"),
+                text(scram, "iter-count"),
+                text(scram, "salt"),
+                text(scram, "server-key"),
+                text(scram, "stored-key"),
+            ])
+        })
+        .collect();
+    credentials.sort_by_key(Value::to_string);
+    let mut roster: Vec<Value> = user
+        .children()
+        .filter(|child| child.is("query", "jabber:iq:roster"))
+        .flat_map(|query| query.children())
+        .map(|item| {
+            let mut groups: Vec<String> = item.children().map(minidom::Element::text).collect();
+            groups.sort();
+            serde_json::json!({
+                "jid": item.attr("jid"),
+                "name": item.attr("name"),
+                "groups": groups,
+                "subscription": item.attr("subscription"),
+                "ask": item.attr("ask"),
+            })
+        })
+        .collect();
+    roster.sort_by_key(|item| item["jid"].as_str().unwrap().to_owned());
+    // A pending request carries no stamp in XEP-0227: the importer stamps it when it queues it.
+    let mut pending_in: Vec<&str> = user
+        .children()
+        .filter(|child| child.is("presence", "jabber:client") && child.attr("type") == Some("subscribe"))
+        .map(|presence| presence.attr("from").unwrap())
+        .collect();
+    pending_in.sort();
+    let offline: Vec<Value> = user
+        .children()
+        .filter(|child| child.is("offline-messages", PIE))
+        .flat_map(|messages| messages.children())
+        .map(|stanza| {
+            let mut stanza = stanza.clone();
+            let delay = stanza.remove_child("delay", DELAY).expect("a delay on every offline stanza");
+            assert!(stanza.get_child("delay", DELAY).is_none(), "one delay only: {stanza:?}");
+            let mut xml = Vec::new();
+            stanza.write_to(&mut xml).unwrap();
+            serde_json::json!({ "stanza": String::from_utf8(xml).unwrap(), "stamp": delay.attr("stamp") })
+        })
+        .collect();
+    serde_json::json!({
+        "credentials": credentials,
+        "roster": roster,
+        "pending_in": pending_in,
+        "offline": offline,
+    })
+}
+
+/// A server whose admin (created by the server itself) is on a domain of its own, so that an
+/// export of `localhost` holds the imported users only.
+async fn host_with_admin_aside() -> TestHost {
+    TestHost::builder()
+        .domains(&["localhost", "admins.test"])
+        .admins(&["root@admins.test"])
+        .without_admin()
+        .start()
+        .await
+}
+
+/// Imports a real export, exports it (while the server runs), imports that into a fresh
+/// server, exports again: the two exports hold the same data, and alice still logs in with
+/// her old password, so the credentials survived the trip.
+async fn round_trip(kind: &str, folder: &str) {
+    let first = host_with_admin_aside().await;
+    let (ok, out) = import(&first, kind, &fixtures().join(folder), &[]);
+    assert!(ok, "{out}");
+    let a = first.dir().join("export-a");
+    let (ok, out) = export(&first, &a, &["--domain", "localhost"]);
+    assert!(
+        ok && out.contains("total: 5 accounts, 5 roster items, 4 offline messages, 1 subscription"),
+        "{out}"
+    );
+
+    let second = host_with_admin_aside().await;
+    let (ok, out) = import(&second, "xep0227", &a, &[]);
+    assert!(ok && out.contains("accounts: 5 imported, 0 skipped, 0 failed"), "{out}");
+    let b = second.dir().join("export-b");
+    let (ok, out) = export(&second, &b, &["--domain", "localhost"]);
+    assert!(ok, "{out}");
+
+    let exported = normal_form(&a);
+    assert_eq!(exported, normal_form(&b), "the export of the re-imported export differs");
+    let expected = expected();
+    let users = &exported["localhost"];
+    for user in ["alice", "bob", "zoë", "carol", "dave"] {
+        assert_eq!(users[user]["roster"], expected["users"][user]["roster"], "{user}'s roster");
+        assert_eq!(users[user]["pending_in"], expected["users"][user]["pending_in"], "{user}'s requests");
+        let offline = users[user]["offline"].as_array().unwrap();
+        assert_eq!(offline.len(), expected["users"][user]["offline"].as_array().unwrap().len(), "{user}");
+        for (got, want) in offline.iter().zip(expected["users"][user]["offline"].as_array().unwrap()) {
+            let stanza = got["stanza"].as_str().unwrap();
+            assert!(stanza.contains(want["body"].as_str().unwrap()), "{stanza}");
+            assert!(got["stamp"].as_str().unwrap().ends_with('Z'), "XEP-0082 UTC: {got}");
+        }
+    }
+    scram_sha1_login(&second, "alice", &password("alice")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_of_the_ejabberd_export() {
+    round_trip("xep0227", "ejabberd-piefxis").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_of_the_prosody_data_folder() {
+    round_trip("prosody", "prosody-data").await;
+}
+
+/// A folder with files in it is not written over without --force, and --force replaces it
+/// whole; nothing is left beside it. Every served domain is exported unless --domain names some.
+#[tokio::test(flavor = "multi_thread")]
+async fn export_refuses_a_non_empty_folder_unless_forced() {
+    let host = host_with_admin_aside().await;
+    let (ok, out) = import(&host, "xep0227", &fixtures().join("ejabberd-piefxis"), &[]);
+    assert!(ok, "{out}");
+    let dir = host.dir().join("out");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    let (ok, out) = export(&host, &dir, &[]);
+    assert!(!ok && out.contains("exists and is not empty") && out.contains("--force"), "{out}");
+    assert!(dir.join("keep.txt").exists() && !dir.join("server-data.xml").exists());
+
+    let (ok, out) = export(&host, &dir, &["--force"]);
+    assert!(ok, "{out}");
+    assert!(!dir.join("keep.txt").exists() && dir.join("localhost.xml").exists());
+    let hosts = normal_form(&dir);
+    assert_eq!(hosts["localhost"].as_object().unwrap().len(), 5, "every served domain, each in its file");
+    assert_eq!(hosts["admins.test"].as_object().unwrap().keys().collect::<Vec<_>>(), ["root"]);
+    let beside: Vec<String> = std::fs::read_dir(host.dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("out."))
+        .collect();
+    assert!(beside.is_empty(), "left beside the export: {beside:?}");
+
+    let empty = host.dir().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (ok, out) = export(&host, &empty, &["--domain", "LocalHost"]);
+    assert!(ok && out.contains("localhost: 5 accounts"), "an empty folder is fine: {out}");
+    let (ok, out) = export(&host, &host.dir().join("other"), &["--domain", "example.org"]);
+    assert!(!ok && out.contains("example.org is not a served domain"), "{out}");
+    assert!(!host.dir().join("other").exists());
+
+    let help = host.cli(&["export", "xep0227", "--help"], None);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for needle in ["XEP-0227", "server-data.xml", "import_piefxis", "mod_storage_xep0227", "SCRAM"] {
+        assert!(help.contains(needle), "--help does not mention {needle}: {help}");
+    }
 }

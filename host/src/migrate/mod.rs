@@ -10,8 +10,11 @@
 //! - `lua`: the subset of Lua that Prosody's data files use, parsed, never run.
 //! - `apply`: options, users written in batches of one savepoint each, and the summary.
 //! - [`progress`]: the progress bar on a terminal, log lines elsewhere.
+//! - [`export`]: the other direction, `plughost export xep0227`: the database as XEP-0227 files
+//!   that [`xep0227`] (and ejabberd and Prosody) read back; it reads the store a page at a time.
 
 mod apply;
+pub mod export;
 mod lua;
 pub mod progress;
 pub mod prosody;

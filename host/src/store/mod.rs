@@ -9,6 +9,7 @@
 
 mod accounts;
 mod audit;
+mod export;
 mod import;
 mod migrations;
 mod offline;
@@ -21,6 +22,7 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use accounts::{Credential, Mechanism};
 pub use audit::AuditRecord;
+pub use export::ExportedAccount;
 pub use import::{Imported, ImportedAccount, ReplacedRoster};
 pub use offline::OfflineMessage;
 pub use roster::{Ask, RosterItem, Subscription};
