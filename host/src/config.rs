@@ -59,7 +59,8 @@ pub struct HttpConfig {
     /// Absent: every address is allowed; empty: none is. The whitelist routes change it at run
     /// time and those changes persist until this list itself is edited.
     pub whitelist: Option<Vec<IpNet>>,
-    /// The largest request body accepted, in bytes. Default: 1 MiB.
+    /// The largest request body accepted, in bytes, unless `[plugin.NAME] max_body_mib` sets
+    /// another for that plugin's routes. Default: 1 MiB.
     pub max_body: usize,
     /// Seconds a client has to send a request's headers, and that a keep-alive connection may
     /// wait for the next request; then the connection is closed (slowloris). Default: 10.
@@ -246,6 +247,10 @@ pub struct PluginConfig {
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<u64>,
     pub max_response_mib: Option<u64>,
+    /// The largest request body the plugin's routes accept, in MiB. The body is copied into the
+    /// plugin's memory, so it must stay below `memory_mib`. Absent: 16 for the bundled `import`,
+    /// else `[http] max_body`.
+    pub max_body_mib: Option<u64>,
 }
 
 /// A host interface of `wit/`, granted to plugins by name.
@@ -261,11 +266,12 @@ pub enum Capability {
     Status,
     Tokens,
     Audit,
+    Migration,
     Log,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 10] = [
+    pub const ALL: [Capability; 11] = [
         Capability::Accounts,
         Capability::Modules,
         Capability::Sessions,
@@ -275,6 +281,7 @@ impl Capability {
         Capability::Status,
         Capability::Tokens,
         Capability::Audit,
+        Capability::Migration,
         Capability::Log,
     ];
 
@@ -290,6 +297,7 @@ impl Capability {
             Capability::Status => "status",
             Capability::Tokens => "tokens",
             Capability::Audit => "audit",
+            Capability::Migration => "migration",
             Capability::Log => "log",
         }
     }
@@ -307,6 +315,8 @@ pub struct PluginPolicy {
     pub deadline_ms: u64,
     pub memory_mib: u64,
     pub max_response_mib: u64,
+    /// The largest request body of the plugin's routes, in bytes.
+    pub max_body: usize,
 }
 
 impl Default for Config {
@@ -497,8 +507,20 @@ impl Config {
             bail!("`http`: max_body and the timeouts must be positive");
         }
         for (name, plugin) in &self.plugin {
-            if [plugin.deadline_ms, plugin.memory_mib, plugin.max_response_mib].contains(&Some(0)) {
+            let limits =
+                [plugin.deadline_ms, plugin.memory_mib, plugin.max_response_mib, plugin.max_body_mib];
+            if limits.contains(&Some(0)) {
                 bail!("`plugin.{name}`: limits must be positive");
+            }
+            let policy = self.plugin_policy(name);
+            let own_body = plugin.max_body_mib.is_some() || name == BUNDLED_IMPORT;
+            if own_body && policy.max_body as u64 >= policy.memory_mib << 20 {
+                bail!(
+                    "`plugin.{name}`: max_body_mib ({}) must be below memory_mib ({}): the body is copied \
+                     into the plugin's memory",
+                    policy.max_body >> 20,
+                    policy.memory_mib
+                );
             }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
@@ -555,12 +577,18 @@ impl Config {
     /// The grants and limits of plugin `name`, after defaults.
     pub fn plugin_policy(&self, name: &str) -> PluginPolicy {
         let own = self.plugin.get(name).cloned().unwrap_or_default();
+        let max_body = match own.max_body_mib {
+            Some(mib) => usize::try_from(mib << 20).unwrap_or(usize::MAX),
+            None if name == BUNDLED_IMPORT => self.http.max_body.max(IMPORT_MAX_BODY_MIB << 20),
+            None => self.http.max_body,
+        };
         PluginPolicy {
             grants: own.grants.unwrap_or_else(|| bundled_grants(name).to_vec()),
             public_routes: own.public_routes.unwrap_or(name == BUNDLED_CONSOLE),
             deadline_ms: own.deadline_ms.unwrap_or(self.limits.deadline_ms),
             memory_mib: own.memory_mib.unwrap_or(self.limits.memory_mib),
             max_response_mib: own.max_response_mib.unwrap_or(self.limits.max_response_mib),
+            max_body,
         }
     }
 
@@ -600,6 +628,16 @@ fn qualified_account(name: &str, domains: &[String]) -> anyhow::Result<String> {
 /// The bundled plugin that serves the web console, whose page must load before anyone signs in.
 const BUNDLED_CONSOLE: &str = "console";
 
+/// The bundled plugin of `POST /import`, whose body is a whole XEP-0227 export.
+const BUNDLED_IMPORT: &str = "import";
+
+/// The bundled `import`'s body limit: an export of some thousands of users with their rosters,
+/// seconds of work at the target rate (issue 9: 5,000 users/s). The body lands in the plugin's
+/// memory once, which the default `memory_mib` (64) holds with room to spare. The deadline stays
+/// the default: the import runs in the host, whose time does not count against it
+/// (`plugins::host::migration`).
+const IMPORT_MAX_BODY_MIB: usize = 16;
+
 /// What the plugins shipped in `plugins/` need; any other plugin gets `log` only until granted more.
 fn bundled_grants(name: &str) -> &'static [Capability] {
     use Capability::*;
@@ -614,6 +652,7 @@ fn bundled_grants(name: &str) -> &'static [Capability] {
         "whitelist" => &[Access, Log],
         "token" => &[Accounts, Tokens, Log],
         "audit" => &[Audit],
+        "import" => &[Migration, Log],
         "ejabberd-accounts" => &[Accounts, Log],
         "ejabberd-sessions" => &[Accounts, Sessions, Status, Log],
         "ejabberd-roster" => &[Accounts, Roster, Log],
@@ -706,5 +745,27 @@ mod tests {
         assert!(parse("[plugin.echo]\ngrants = [\"sockets\"]").is_err());
         assert!(parse("[plugin.echo]\nmax_response_mib = 0").is_err());
         assert!(parse("[limits]\nmax_response_mib = 0").is_err());
+    }
+
+    #[test]
+    fn body_limits_are_per_plugin_and_the_bundled_import_takes_16_mib() {
+        let config = parse("").unwrap();
+        let import = config.plugin_policy("import");
+        assert_eq!((import.max_body, config.plugin_policy("user").max_body), (16 << 20, 1 << 20));
+        assert_eq!(import.grants, [Capability::Migration, Capability::Log]);
+        assert_eq!(
+            parse("[http]\nmax_body = 40000000").unwrap().plugin_policy("import").max_body,
+            40_000_000
+        );
+        let own = parse("[plugin.import]\nmax_body_mib = 2\n[plugin.echo]\nmax_body_mib = 3").unwrap();
+        assert_eq!(
+            (own.plugin_policy("import").max_body, own.plugin_policy("echo").max_body),
+            (2 << 20, 3 << 20)
+        );
+        assert!(parse("[plugin.import]\nmax_body_mib = 0").is_err());
+        let error = parse("[plugin.import]\nmax_body_mib = 64").unwrap_err();
+        assert!(format!("{error:#}").contains("memory_mib"), "{error:#}");
+        assert!(parse("[plugin.import]\nmemory_mib = 16").is_err(), "below the bundled 16 MiB body");
+        assert!(parse("[plugin.import]\nmax_body_mib = 64\nmemory_mib = 96").is_ok());
     }
 }

@@ -61,6 +61,7 @@ mod hostile_http;
 mod hostile_xmpp;
 mod hot_reload;
 mod https;
+mod import_api;
 mod input;
 mod logs;
 mod messages;

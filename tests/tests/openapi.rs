@@ -7,8 +7,8 @@ use std::process::Command;
 use plughost_tests::{API_BASE, BASE, Method, TestHost, json, wait_for, workspace_root};
 use serde_json::Value;
 
-const ADMIN_REST_PLUGINS: [&str; 8] =
-    ["ping", "module", "user", "roster", "message", "whitelist", "token", "audit"];
+const ADMIN_REST_PLUGINS: [&str; 9] =
+    ["ping", "module", "user", "roster", "message", "whitelist", "token", "audit", "import"];
 const API_PLUGINS: [&str; 6] = [
     "ejabberd-accounts",
     "ejabberd-sessions",

@@ -48,7 +48,7 @@ const CLIENTS: usize = 20;
 /// Keep-alive HTTP connections of the admin workload.
 const CONNECTIONS: usize = 16;
 /// What the server starts with: every bundled plugin, none of which the churn touches, and echo.
-const PLUGINS: [&str; 15] = [
+const PLUGINS: [&str; 16] = [
     "audit",
     "ejabberd-accounts",
     "ejabberd-oauth",
@@ -56,6 +56,7 @@ const PLUGINS: [&str; 15] = [
     "ejabberd-server",
     "ejabberd-sessions",
     "ejabberd-stanza",
+    "import",
     "message",
     "module",
     "ping",

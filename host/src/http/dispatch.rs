@@ -106,7 +106,7 @@ async fn call<'t>(
     if !public && let Err(error) = authorize(app, identity, command) {
         return Call::refused(error, audited);
     }
-    let body = match read_body(request.into_body(), &app.config.http).await {
+    let body = match read_body(request.into_body(), plugin.policy.max_body, &app.config.http).await {
         Ok(body) => body,
         Err(error) => return Call::refused(error, audited),
     };
@@ -152,22 +152,22 @@ fn plugin_method(method: WireMethod) -> Method {
     }
 }
 
-/// Reads at most `http.max_body` bytes, frame by frame as they arrive, within
-/// `http.body_timeout_s`. A larger body is refused as soon as it passes the limit, chunked or
-/// not, without being read to the end (and without reading it at all when `content-length`
-/// already says so); the connection is then closed rather than drained.
-pub(super) async fn read_body(body: Body, http: &HttpConfig) -> Result<Vec<u8>, ApiError> {
+/// Reads at most `limit` bytes (`http.max_body`, or the route's plugin's `max_body_mib`), frame
+/// by frame as they arrive, within `http.body_timeout_s`. A larger body is refused as soon as it
+/// passes the limit, chunked or not, without being read to the end (and without reading it at all
+/// when `content-length` already says so); the connection is then closed rather than drained.
+pub(super) async fn read_body(body: Body, limit: usize, http: &HttpConfig) -> Result<Vec<u8>, ApiError> {
     use axum::body::HttpBody;
     use http_body_util::BodyExt;
-    if body.size_hint().lower() > http.max_body as u64 {
-        return Err(ApiError::BodyTooLarge(http.max_body));
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ApiError::BodyTooLarge(limit));
     }
-    let limited = http_body_util::Limited::new(body, http.max_body);
+    let limited = http_body_util::Limited::new(body, limit);
     let timeout = Duration::from_secs(http.body_timeout_s);
     match tokio::time::timeout(timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
         Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::BodyTooLarge(http.max_body))
+            Err(ApiError::BodyTooLarge(limit))
         }
         Ok(Err(_)) => Err(ApiError::BodyUnreadable),
         Err(_) => Err(ApiError::BodyTimeout(timeout)),

@@ -40,7 +40,8 @@ pub async fn token(
         return ApiError::TooManyFailures(wait).into_response();
     }
     // The same limits as an API call's body, and a JSON answer when they are exceeded.
-    let body = match super::dispatch::read_body(request.into_body(), &app.config.http).await {
+    let http = &app.config.http;
+    let body = match super::dispatch::read_body(request.into_body(), http.max_body, http).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };
@@ -115,7 +116,8 @@ pub async fn token(
 /// Revokes the token in the form, if it is live. RFC 7009 §2.2: the answer is 200 whether or not
 /// it was, so that it tells nothing about tokens; only a request without a token is an error.
 pub async fn revoke(State(app): State<Arc<App>>, request: Request) -> Response {
-    let body = match super::dispatch::read_body(request.into_body(), &app.config.http).await {
+    let http = &app.config.http;
+    let body = match super::dispatch::read_body(request.into_body(), http.max_body, http).await {
         Ok(body) => body,
         Err(error) => return error.into_response(),
     };

@@ -158,7 +158,13 @@ fn operation(plugin: &LoadedPlugin, route: &Route, dialect: Dialect, operation_i
     if let Some(body) = &doc.body {
         // Not `required`: an empty body is read as `{}` by mod_admin_rest's routes, and the
         // schema's own `required` members say what a call needs.
-        operation["requestBody"] = json!({ "content": { "application/json": { "schema": schema(body) } } });
+        let schema = schema(body);
+        // A body that is not JSON (an XML document to import) names its media type the JSON
+        // Schema way.
+        let media = schema["contentMediaType"].as_str().unwrap_or("application/json").to_owned();
+        let mut content = Map::new();
+        content.insert(media, json!({ "schema": schema }));
+        operation["requestBody"] = json!({ "content": content });
     }
     operation
 }
@@ -169,7 +175,7 @@ fn host_answers(reads_body: bool, public: bool) -> impl Iterator<Item = (u16, &'
     let credential_answers = [400, 401, 429];
     let body_answers = [
         (408, "The body did not arrive within `http.body_timeout_s`."),
-        (413, "The body is larger than `http.max_body`."),
+        (413, "The body is larger than the limit: the plugin's `max_body_mib`, else `http.max_body`."),
     ];
     [
         (400, "Malformed `Authorization` header, or a body that could not be read."),

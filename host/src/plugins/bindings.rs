@@ -12,6 +12,6 @@ mod generated {
 }
 
 pub use generated::plughost::admin::{
-    access, accounts, audit, log, messaging, modules, roster, sessions, status, tokens, types,
+    access, accounts, audit, log, messaging, migration, modules, roster, sessions, status, tokens, types,
 };
 pub use generated::{HostProvides, HostProvidesPre};

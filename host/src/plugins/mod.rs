@@ -366,12 +366,13 @@ impl Plugins {
         policy: &PluginPolicy,
         plugins: Option<Arc<Plugins>>,
     ) -> Store<PluginState> {
-        let state =
-            PluginState::new(name, (policy.memory_mib << 20) as usize, self.services.clone(), plugins);
+        let deadline = Duration::from_millis(policy.deadline_ms);
+        let memory_cap = (policy.memory_mib << 20) as usize;
+        let state = PluginState::new(name, memory_cap, deadline, self.services.clone(), plugins);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limiter());
-        store.set_epoch_deadline(engine::deadline_ticks(Duration::from_millis(policy.deadline_ms)));
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(engine::deadline_ticks(deadline));
+        store.epoch_deadline_callback(|store| Ok(store.data().deadline_reached()));
         store
     }
 

@@ -7,6 +7,7 @@ mod accounts;
 mod audit;
 mod log;
 mod messaging;
+mod migration;
 mod modules;
 mod roster;
 mod sessions;
@@ -14,15 +15,15 @@ mod status;
 mod tokens;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime::{ResourceLimiter, StoreLimits, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::Plugins;
 use super::bindings::types;
-use std::time::Instant;
+use super::{Plugins, engine};
 
 use crate::access::policy::Policy;
 use crate::access::tokens::Tokens;
@@ -55,6 +56,7 @@ pub struct PluginState {
     table: ResourceTable,
     stderr: MemoryOutputPipe,
     memory: MemoryCap,
+    budget: Budget,
     /// The plugin's name, for log lines.
     plugin: Arc<str>,
     /// The serving version and the request's `X-Request-Id`, for log lines; `None` while a
@@ -68,9 +70,12 @@ pub struct PluginState {
 }
 
 impl PluginState {
+    /// The state of a call of `plugin` that may grow its memory to `memory_cap` bytes and run
+    /// for `deadline`, counted from now.
     pub fn new(
         plugin: Arc<str>,
         memory_cap: usize,
+        deadline: Duration,
         services: Arc<Services>,
         plugins: Option<Arc<Plugins>>,
     ) -> PluginState {
@@ -79,6 +84,7 @@ impl PluginState {
             table: ResourceTable::new(),
             stderr: MemoryOutputPipe::new(STDERR_CAPTURE),
             memory: MemoryCap { limits: StoreLimits::default(), cap: memory_cap, exceeded: false },
+            budget: Budget { deadline, started: Instant::now(), excused: Duration::ZERO },
             plugin,
             call: None,
             services,
@@ -105,6 +111,26 @@ impl PluginState {
         self.memory.exceeded
     }
 
+    /// What happens when the epoch deadline set for [`Self::new`]'s `deadline` is reached: the
+    /// call is interrupted, unless time the host spent on the plugin's behalf was excused (see
+    /// [`Budget`]); then the deadline moves on by that time.
+    pub fn deadline_reached(&self) -> UpdateDeadline {
+        let budget = &self.budget;
+        let spent = budget.started.elapsed().saturating_sub(budget.excused);
+        match budget.deadline.checked_sub(spent) {
+            Some(left) if !left.is_zero() => UpdateDeadline::Continue(engine::deadline_ticks(left)),
+            _ => UpdateDeadline::Interrupt,
+        }
+    }
+
+    /// Runs `work` for the plugin without counting its time against the deadline.
+    fn excused<T>(&mut self, work: impl FnOnce(&Services) -> T) -> T {
+        let started = Instant::now();
+        let done = work(&self.services);
+        self.budget.excused += started.elapsed();
+        done
+    }
+
     /// What the plugin wrote to stderr, lossily decoded and trimmed.
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.stderr.contents()).trim().to_owned()
@@ -126,6 +152,21 @@ impl WasiView for PluginState {
 struct CallContext {
     version: String,
     request_id: Option<String>,
+}
+
+/// A call's time. The deadline bounds the plugin's own work, and the host calls a plugin makes
+/// count as its work, so that a plugin cannot outlast its deadline by calling the host in a loop.
+/// The exception is work the host finishes for good, such as an import: it is excused, because
+/// interrupting the plugin on its way back would report data that was written as a failure.
+///
+/// Epoch interruption only looks at the deadline in wasm code: a host function runs to its end,
+/// and the plugin is interrupted at its next check after that. So an excused host call shows up
+/// as a deadline reached early, and [`PluginState::deadline_reached`] moves it on.
+struct Budget {
+    deadline: Duration,
+    started: Instant,
+    /// The time spent in excused host calls so far.
+    excused: Duration,
 }
 
 /// Caps linear memory growth, remembering whether the cap was hit so the caller can report a
