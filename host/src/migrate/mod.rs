@@ -22,7 +22,7 @@ pub mod xep0227;
 
 use std::path::{Path, PathBuf};
 
-pub use apply::{Conflict, Importer, Options, Summary};
+pub use apply::{Conflict, Counts, Importer, Options, Summary};
 
 use crate::store::{Credential, Db, RosterItem};
 use crate::xmpp::Server;

@@ -35,16 +35,15 @@ impl Host for PluginState {
             failed = summary.accounts.failed,
             "import of an uploaded XEP-0227 document"
         );
-        // `migrate`'s counts type is private to it; its fields are not.
-        macro_rules! counts {
-            ($counts:expr) => {
-                Counts { imported: $counts.imported, skipped: $counts.skipped, failed: $counts.failed }
-            };
-        }
+        let counts = |counts: migrate::Counts| Counts {
+            imported: counts.imported,
+            skipped: counts.skipped,
+            failed: counts.failed,
+        };
         Ok(Ok(ImportSummary {
-            accounts: counts!(summary.accounts),
-            roster_items: counts!(summary.roster_items),
-            offline_messages: counts!(summary.offline_messages),
+            accounts: counts(summary.accounts),
+            roster_items: counts(summary.roster_items),
+            offline_messages: counts(summary.offline_messages),
             failures: summary.failures,
             dry_run: summary.dry_run,
         }))
