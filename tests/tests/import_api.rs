@@ -131,7 +131,8 @@ async fn broken_documents_and_requests_are_refused_with_the_reason() {
     assert!(why.contains("xi:include"), "{why}");
     assert_eq!(reply.json()["summary"]["accounts"], counts(0, 0, 1));
 
-    // Cut in the middle of bob: nobody is imported, and the reason names a line.
+    // Cut in the middle of bob: the document is streamed, so alice, complete before the cut,
+    // is imported; bob is not, not even in part, and the reason names a line.
     let mut truncated = host_file();
     truncated.truncate(truncated.len() / 2);
     let reply = import(&host, "", truncated).await;
@@ -139,7 +140,9 @@ async fn broken_documents_and_requests_are_refused_with_the_reason() {
     assert!(why.contains("the uploaded document:") && why.contains("malformed XML"), "{why}");
     let line = why.split("the uploaded document:").nth(1).unwrap().split(':').next().unwrap();
     assert!(line.parse::<u32>().is_ok(), "a line number in {why}");
-    assert_eq!(host.get("/user/alice").await.0, 404, "nothing of a broken document is written");
+    assert_eq!(reply.json()["summary"]["accounts"], counts(1, 0, 1));
+    assert_eq!(host.get("/user/bob").await.0, 404, "nothing of a user cut short is written");
+    assert_eq!(host.delete("/user/alice").await.0, 200);
 
     for query in ["on_conflict=replace", "dry_run=yes", "on_conflict="] {
         let why = import(&host, query, host_file()).await.assert_json_error(400);

@@ -46,6 +46,10 @@
 //! - `openapi`: each dialect's OpenAPI document, validated, following loads and unloads.
 //! - `logs`: request ids on every answer and in plugin log lines, JSON logs.
 //! - `cli`: `plughost adduser`, `passwd` and `deluser`.
+//! - `migrate`: `plughost import` of the real ejabberd and Prosody exports (users log in with
+//!   their old passwords), broken files, roster pushes to online clients, and `plughost export`
+//!   round trips.
+//! - `import_api`: `POST /admin_rest/import`: the same import over HTTP, its limits and errors.
 //! - `plugin_tool`: `plughost plugin check` on good and bad files; `plugin new`, built and loaded.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.

@@ -31,7 +31,8 @@
 //! Flags: `--quick` (short run), `--report`, `--connections N`, `--seconds S`, `--reloads N`,
 //! `--logins N`, `--idle N,M` (idle connection counts), `--window N` (messages in flight),
 //! `--messages N` (sequential admin messages timed), `--no-xmpp` (no c2s: skips `user/NAME`, the
-//! admin messages and section 4, keeps `users/count`).
+//! admin messages and section 4, keeps `users/count`), `--import-users N` (section 5's users,
+//! 100,000; 10,000 with `--quick`; 0 skips it).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::HOST;
@@ -77,6 +80,8 @@ struct Settings {
     /// Admin messages sent one at a time for the end-to-end latency.
     messages: usize,
     xmpp: bool,
+    /// Users generated, exported and imported in the migration figures; 0 skips them.
+    import_users: usize,
     /// Write `target/bench-report.md`.
     report: bool,
     /// The arguments as given, for the report's command line.
@@ -95,6 +100,7 @@ impl Settings {
             window: 64,
             messages: 2000,
             xmpp: true,
+            import_users: 100_000,
             report: false,
             args: std::env::args().skip(1).collect(),
         };
@@ -108,6 +114,7 @@ impl Settings {
                     settings.reloads = 10;
                     settings.logins = 10;
                     settings.messages = 300;
+                    settings.import_users = 10_000;
                 }
                 "--connections" => settings.connections = value()?.parse()?,
                 "--seconds" => settings.measure = Duration::from_secs_f64(value()?.parse()?),
@@ -123,11 +130,12 @@ impl Settings {
                         .context("--idle N,M")?;
                 }
                 "--no-xmpp" => settings.xmpp = false,
+                "--import-users" => settings.import_users = value()?.parse()?,
                 "--report" => settings.report = true,
                 other => bail!(
                     "unknown argument {other}; usage: bench [--quick] [--report] [--connections N] \
                      [--seconds S] [--reloads N] [--logins N] [--idle N,M] [--window N] [--messages N] \
-                     [--no-xmpp]"
+                     [--no-xmpp] [--import-users N]"
                 ),
             }
         }
@@ -209,6 +217,9 @@ async fn main() -> Result<()> {
             report.add("admin messages", "skipped: target/plugins/message.wasm is not built", "");
         }
         xmpp_figures(&host, &settings, &mut report).await?;
+    }
+    if settings.import_users > 0 {
+        migration_figures(&settings, &mut report)?;
     }
 
     if settings.report {
@@ -988,6 +999,159 @@ async fn idle_memory(settings: &Settings, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// The goal for `plughost import xep0227` in users/s, and for its peak memory in MiB.
+const IMPORT_RATE_TARGET: f64 = 5_000.0;
+const IMPORT_RSS_TARGET_MIB: f64 = 300.0;
+/// Roster items of each generated user.
+const ROSTER_ITEMS: usize = 20;
+
+/// Section 5: `settings.import_users` users with [`ROSTER_ITEMS`] roster items each are
+/// generated as a XEP-0227 file and imported into a scratch data folder; `plughost export
+/// xep0227` writes them out again, and that export is what is timed when imported into a
+/// fresh data folder: users/s and the importer's peak RSS (and the exporter's).
+fn migration_figures(settings: &Settings, report: &mut Report) -> Result<()> {
+    let users = settings.import_users;
+    let scratch = tempfile::Builder::new().prefix("plughost-bench-import-").tempdir()?;
+    let config = |name: &str| -> Result<PathBuf> {
+        let path = scratch.path().join(format!("{name}.toml"));
+        std::fs::write(&path, format!("data_dir = {:?}\n", scratch.path().join(name)))?;
+        Ok(path)
+    };
+    let generated = scratch.path().join("generated.xml");
+    generate_export(&generated, users)?;
+    let source = config("source")?;
+    let (ok, _, seeding) = timed_cli(&["import", "xep0227", generated.to_str().context("path")?], &source)?;
+    if !ok {
+        bail!("seeding the source data folder failed:\n{seeding}");
+    }
+    let exported = scratch.path().join("export");
+    let (ok, export_time, out) =
+        timed_cli(&["export", "xep0227", exported.to_str().context("path")?], &source)?;
+    if !ok {
+        bail!("plughost export xep0227 failed:\n{out}");
+    }
+    let export_rss = peak_mib(&out);
+    let fresh = config("fresh")?;
+    let (ok, import_time, out) =
+        timed_cli(&["import", "xep0227", exported.to_str().context("path")?], &fresh)?;
+    let expected = format!("accounts: {users} imported, 0 skipped, 0 failed");
+    if !ok || !out.contains(&expected) {
+        bail!("importing the export did not import every user:\n{out}");
+    }
+    let import_rss = peak_mib(&out);
+    let size = dir_size(&exported)? as f64 / (1 << 20) as f64;
+    let rate = |time: Duration| users as f64 / time.as_secs_f64();
+    let (import_rate, export_rate) = (rate(import_time), rate(export_time));
+    println!(
+        "import: {users} users x {ROSTER_ITEMS} roster items ({size:.0} MiB of XEP-0227 written by \
+         plughost export): {:.1} s, {import_rate:.0} users/s (target {IMPORT_RATE_TARGET:.0}), peak RSS \
+         {import_rss:.0} MiB (target < {IMPORT_RSS_TARGET_MIB:.0})",
+        import_time.as_secs_f64()
+    );
+    println!(
+        "export: {:.1} s, {export_rate:.0} users/s, peak RSS {export_rss:.0} MiB",
+        export_time.as_secs_f64()
+    );
+    report.add(
+        format!("plughost import xep0227: {users} users x {ROSTER_ITEMS} roster items ({size:.0} MiB)"),
+        format!("{import_rate:.0} users/s, peak RSS {import_rss:.0} MiB"),
+        format!(
+            "{:.2} of the {IMPORT_RATE_TARGET:.0} users/s target; RSS {:.2} of {IMPORT_RSS_TARGET_MIB:.0} MiB",
+            import_rate / IMPORT_RATE_TARGET,
+            import_rss / IMPORT_RSS_TARGET_MIB
+        ),
+    );
+    report.add(
+        format!("plughost export xep0227: the same {users} users"),
+        format!("{export_rate:.0} users/s, peak RSS {export_rss:.0} MiB"),
+        "",
+    );
+    Ok(())
+}
+
+/// A XEP-0227 host file of `users` users, each with SCRAM-SHA-1 and SCRAM-SHA-256 credentials
+/// (the same for all: the import copies them, it derives nothing) and a roster of the next
+/// [`ROSTER_ITEMS`] users.
+fn generate_export(path: &std::path::Path, users: usize) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let (salt, key1, key256) =
+        (STANDARD.encode([7u8; 16]), STANDARD.encode([1u8; 20]), STANDARD.encode([2u8; 32]));
+    let scram = |mechanism: &str, key: &str| {
+        format!(
+            "<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='{mechanism}'><iter-count>4096</iter-count>\
+             <salt>{salt}</salt><server-key>{key}</server-key><stored-key>{key}</stored-key></scram-credentials>"
+        )
+    };
+    let credentials = scram("SCRAM-SHA-1", &key1) + &scram("SCRAM-SHA-256", &key256);
+    writeln!(out, "<?xml version='1.0' encoding='UTF-8'?><host xmlns='urn:xmpp:pie:0' jid='localhost'>")?;
+    for user in 0..users {
+        write!(out, "<user name='user{user}'>{credentials}<query xmlns='jabber:iq:roster'>")?;
+        for step in 1..=ROSTER_ITEMS {
+            let contact = (user + step) % users;
+            write!(
+                out,
+                "<item jid='user{contact}@localhost' name='User {contact}' subscription='both'><group>Friends</group></item>"
+            )?;
+        }
+        writeln!(out, "</query></user>")?;
+    }
+    writeln!(out, "</host>")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs `plughost ARGS --config CONFIG` to the end; returns whether it succeeded, how long it
+/// took, and its stdout and stderr followed by a `peak RSS KIB` line from `wait4`.
+fn timed_cli(args: &[&str], config: &std::path::Path) -> Result<(bool, Duration, String)> {
+    let started = Instant::now();
+    let child = std::process::Command::new(plughost_tests::binary())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting plughost")?;
+    let pid = child.id() as libc::pid_t;
+    let mut streams = (child.stdout.context("stdout")?, child.stderr.context("stderr")?);
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut streams.1, &mut text);
+        text
+    });
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut streams.0, &mut out)?;
+    let mut status = 0;
+    // SAFETY: `usage` is a plain C struct that wait4 fills; the child is ours and not yet
+    // waited for (std's `Child` was consumed without waiting).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        bail!("wait4 on plughost failed: {}", std::io::Error::last_os_error());
+    }
+    let elapsed = started.elapsed();
+    out += &stderr.join().unwrap_or_default();
+    writeln!(out, "peak RSS {} KiB", usage.ru_maxrss)?;
+    Ok((libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, elapsed, out))
+}
+
+/// The `peak RSS` line that [`timed_cli`] appends, in MiB.
+fn peak_mib(out: &str) -> f64 {
+    let kib =
+        out.lines().rev().find_map(|line| line.strip_prefix("peak RSS ")?.strip_suffix(" KiB")?.parse().ok());
+    kib.unwrap_or(0.0) / 1024.0
+}
+
+fn dir_size(path: &std::path::Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        total += entry?.metadata()?.len();
+    }
+    Ok(total)
+}
+
 /// The resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
 fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -1117,6 +1281,7 @@ impl Settings {
         } else {
             parts.push("no XMPP (--no-xmpp)".to_owned());
         }
+        parts.push(format!("{} users imported", self.import_users));
         parts.join("; ")
     }
 }
