@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use plughost::access::policy::Policy;
 use plughost::access::tokens::Tokens;
 use plughost::config::{Config, Dialect, Overrides};
+use plughost::migrate::export::ScramBase64;
 use plughost::migrate::{self, Conflict};
 use plughost::plugins::check::{CheckReport, Mark};
 use plughost::plugins::scaffold::{self, Scaffold};
@@ -180,10 +181,11 @@ enum ExportFormat {
     /// user.
     ///
     /// Passwords leave only as SCRAM-SHA-1/SCRAM-SHA-256 credentials (salt, iteration count,
-    /// StoredKey, ServerKey, in single base64 as XEP-0227 has them): Plughost never stored them
-    /// in plaintext. ejabberd's own exports encode these values twice and its importer decodes
-    /// them once, so expect accounts it imports from this file to need a new password. Bearer tokens, the whitelist and the audit log are not part of
-    /// XEP-0227 and are not exported.
+    /// StoredKey, ServerKey): Plughost never stored them in plaintext. They are in single
+    /// base64 as XEP-0227 has them, which Prosody reads; ejabberd writes them in double base64
+    /// and its importer decodes them once, so export for ejabberd with `--scram-base64 double`.
+    /// Bearer tokens, the whitelist and the audit log are not part of XEP-0227 and are not
+    /// exported.
     ///
     /// Only reads the database, so it works while the server runs. The files are written into
     /// a folder next to DIR that is renamed to DIR when complete: an interrupted export never
@@ -198,6 +200,9 @@ enum ExportFormat {
         /// complete).
         #[arg(long)]
         force: bool,
+        /// `single` (XEP-0227, Prosody) or `double` (what ejabberd's `import_piefxis` reads).
+        #[arg(long, value_enum, default_value_t = ScramBase64::Single)]
+        scram_base64: ScramBase64,
         #[command(flatten)]
         common: Common,
     },
@@ -394,8 +399,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(())
         }
         Command::Import { source } => return import(source),
-        Command::Export { format: ExportFormat::Xep0227 { dir, domains, force, common } } => {
-            export(&dir, domains, force, &common)
+        Command::Export { format: ExportFormat::Xep0227 { dir, domains, force, scram_base64, common } } => {
+            export(&dir, domains, force, scram_base64, &common)
         }
         Command::Token { command } => token(command),
         Command::Plugin { command } => return plugin(command),
@@ -559,7 +564,13 @@ fn import(source: ImportSource) -> anyhow::Result<ExitCode> {
     Ok(if summary.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn export(dir: &Path, domains: Vec<String>, force: bool, common: &Common) -> anyhow::Result<()> {
+fn export(
+    dir: &Path,
+    domains: Vec<String>,
+    force: bool,
+    scram_base64: ScramBase64,
+    common: &Common,
+) -> anyhow::Result<()> {
     let config = common.load(Overrides::default())?;
     // Normalised as the configuration's domains are, whatever case the command line used.
     let domains = if domains.is_empty() {
@@ -575,7 +586,7 @@ fn export(dir: &Path, domains: Vec<String>, force: bool, common: &Common) -> any
             .collect::<anyhow::Result<_>>()?
     };
     let db = plughost::open_db(&config)?;
-    let summary = migrate::export::export(&db, &config.domains, &domains, dir, force)?;
+    let summary = migrate::export::export(&db, &config.domains, &domains, dir, force, scram_base64)?;
     print!("{summary}");
     Ok(())
 }

@@ -128,6 +128,7 @@ pub fn export(
     domains: &[String],
     dir: &Path,
     force: bool,
+    base64: ScramBase64,
 ) -> Result<Summary, ExportError> {
     for domain in domains {
         if !served.contains(domain) {
@@ -138,7 +139,7 @@ pub fn export(
     let replaces = check_target(dir, force)?;
     let staging = sibling(dir, "partial")?;
     std::fs::create_dir(&staging).map_err(io(&staging))?;
-    let hosts = match write_files(db, domains, &staging) {
+    let hosts = match write_files(db, domains, &staging, base64) {
         Ok(hosts) => hosts,
         Err(error) => {
             // Best effort: a leftover is named `DIR.partial-PID`, so it never passes for an export.
@@ -216,12 +217,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
     move |source| ExportError::Io { path: path.to_owned(), source }
 }
 
-fn write_files(db: &Db, domains: &[String], staging: &Path) -> Result<Vec<(String, Counts)>, ExportError> {
+fn write_files(
+    db: &Db,
+    domains: &[String],
+    staging: &Path,
+    base64: ScramBase64,
+) -> Result<Vec<(String, Counts)>, ExportError> {
     let mut hosts = Vec::new();
     let mut files = Vec::new();
     for domain in domains {
         let file = host_file(domain)?;
-        hosts.push((domain.clone(), write_host(db, domain, &staging.join(&file))?));
+        hosts.push((domain.clone(), write_host(db, domain, &staging.join(&file), base64)?));
         files.push(file);
     }
     let path = staging.join(SERVER_DATA);
@@ -259,7 +265,7 @@ fn server_data(files: &[String]) -> Result<Element, ExportError> {
 
 /// One host file, written user by user: `<host jid=...>` is opened and closed through the
 /// XML encoder, and each `<user/>` between is a tree of its own.
-fn write_host(db: &Db, domain: &str, path: &Path) -> Result<Counts, ExportError> {
+fn write_host(db: &Db, domain: &str, path: &Path, base64: ScramBase64) -> Result<Counts, ExportError> {
     let mut out = create(path)?;
     let mut encoder = Encoder::new();
     let mut head = Vec::new();
@@ -280,7 +286,7 @@ fn write_host(db: &Db, domain: &str, path: &Path) -> Result<Counts, ExportError>
         for node in &page {
             // An account deleted since the page was read is simply not exported.
             let Some(account) = db.exported_account(domain, node)? else { continue };
-            let (user, user_counts) = user_element(domain, &account)?;
+            let (user, user_counts) = user_element(domain, &account, base64)?;
             user.write_to(&mut out).map_err(xml)?;
             out.write_all(b"\n").map_err(io(path))?;
             counts.add(user_counts);
@@ -299,12 +305,16 @@ fn write_host(db: &Db, domain: &str, path: &Path) -> Result<Counts, ExportError>
 
 /// One `<user/>` with its credentials, roster, unanswered subscription requests and offline
 /// messages, in the order and shape ejabberd writes them (fixtures README §4.1).
-fn user_element(domain: &str, account: &ExportedAccount) -> Result<(Element, Counts), ExportError> {
+fn user_element(
+    domain: &str,
+    account: &ExportedAccount,
+    base64: ScramBase64,
+) -> Result<(Element, Counts), ExportError> {
     let jid = format!("{}@{domain}", account.node);
     let mut user = Element::builder("user", PIE).attr(name!("name"), account.node.as_str()).build();
     let mut counts = Counts { accounts: 1, ..Counts::default() };
     for credential in &account.credentials {
-        user.append_child(scram(credential));
+        user.append_child(scram(credential, base64));
     }
     if !account.roster.is_empty() {
         let mut query = Element::bare("query", ROSTER);
@@ -336,20 +346,34 @@ fn user_element(domain: &str, account: &ExportedAccount) -> Result<(Element, Cou
     Ok((user, counts))
 }
 
-/// `<scram-credentials/>` with single base64, as XEP-0227 and Prosody write it (ejabberd's
-/// double base64 is its own quirk; the reader tells the two apart from the key length).
-fn scram(credential: &Credential) -> Element {
+/// How the SCRAM values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ScramBase64 {
+    /// Base64 of the bytes, as XEP-0227 has it and Prosody writes and reads it.
+    #[default]
+    Single,
+    /// Base64 of the base64, as ejabberd writes it and its `import_piefxis` expects it
+    /// (fixtures README §4.1). `plughost import` reads both.
+    Double,
+}
+
+/// `<scram-credentials/>`, its values encoded as `base64` says.
+fn scram(credential: &Credential, base64: ScramBase64) -> Element {
     let mechanism = match credential.mechanism {
         Mechanism::ScramSha1 => "SCRAM-SHA-1",
         Mechanism::ScramSha256 => "SCRAM-SHA-256",
     };
     let child = |tag: &str, text: String| Element::builder(tag, SCRAM).append(text).build();
+    let encode = |bytes: &[u8]| match base64 {
+        ScramBase64::Single => STANDARD.encode(bytes),
+        ScramBase64::Double => STANDARD.encode(STANDARD.encode(bytes)),
+    };
     Element::builder("scram-credentials", SCRAM)
         .attr(name!("mechanism"), mechanism)
         .append(child("iter-count", credential.iterations.to_string()))
-        .append(child("salt", STANDARD.encode(&credential.salt)))
-        .append(child("server-key", STANDARD.encode(&credential.server_key)))
-        .append(child("stored-key", STANDARD.encode(&credential.stored_key)))
+        .append(child("salt", encode(&credential.salt)))
+        .append(child("server-key", encode(&credential.server_key)))
+        .append(child("stored-key", encode(&credential.stored_key)))
         .build()
 }
 
@@ -433,14 +457,23 @@ mod tests {
             subscription: Subscription::Both,
             ask: Ask::Subscribe,
         };
-        let (user, counts) = user_element("localhost", &account(vec![item.clone()], vec![])).unwrap();
+        let (user, counts) =
+            user_element("localhost", &account(vec![item.clone()], vec![]), ScramBase64::Single).unwrap();
         assert_eq!(counts, Counts { accounts: 1, roster_items: 1, ..Counts::default() });
         let text = written(&user);
         assert!(!text.contains("<img"), "{text}");
         assert!(text.contains("&lt;img src=x&gt;") && text.contains("&lt;/group&gt;&amp;amp;"), "{text}");
         assert!(text.contains("name='zoë'") || text.contains("name=\"zoë\""), "raw UTF-8: {text}");
 
-        let document = format!("<host xmlns='{PIE}' jid='localhost'>{text}</host>");
+        let read = read_back(&text);
+        assert_eq!(read.node, "zoë");
+        assert_eq!(read.roster, [item]);
+        assert_eq!(read.secret, crate::migrate::Secret::Scram(account(vec![], vec![]).credentials));
+    }
+
+    /// The one user of a `<user/>` as `plughost import` reads it.
+    fn read_back(user: &str) -> crate::migrate::User {
+        let document = format!("<host xmlns='{PIE}' jid='localhost'>{user}</host>");
         let (mut users, mut failures) = (Vec::new(), Vec::new());
         crate::migrate::xep0227::read_document(Path::new("test"), document.as_bytes(), &mut |event| {
             match event {
@@ -450,9 +483,16 @@ mod tests {
             }
         });
         assert!(failures.is_empty(), "{failures:?}");
-        let [read] = users.as_slice() else { panic!("one user: {users:?}") };
-        assert_eq!(read.node, "zoë");
-        assert_eq!(read.roster, [item]);
+        let [read] = <[_; 1]>::try_from(users).unwrap_or_else(|users| panic!("one user: {users:?}"));
+        read
+    }
+
+    #[test]
+    fn ejabberds_double_base64_reads_back_as_the_same_credentials() {
+        let (user, _) = user_element("localhost", &account(vec![], vec![]), ScramBase64::Double).unwrap();
+        let text = written(&user);
+        assert!(text.contains(&STANDARD.encode(STANDARD.encode([1u8; 20]))), "{text}");
+        let read = read_back(&text);
         assert_eq!(read.secret, crate::migrate::Secret::Scram(account(vec![], vec![]).credentials));
     }
 
@@ -474,7 +514,8 @@ mod tests {
                 stamp: "2026-11-27T22:31:28+00:00".into(),
             },
         ];
-        let (user, counts) = user_element("localhost", &account(vec![], offline)).unwrap();
+        let (user, counts) =
+            user_element("localhost", &account(vec![], offline), ScramBase64::Single).unwrap();
         assert_eq!((counts.offline_messages, counts.subscription_requests), (1, 1));
         let request = user.get_child("presence", CLIENT).unwrap();
         assert_eq!(request.attr("from"), Some("carol@localhost"));

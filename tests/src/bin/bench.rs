@@ -1102,10 +1102,12 @@ fn generate_export(path: &std::path::Path, users: usize) -> Result<()> {
 }
 
 /// Runs `plughost ARGS --config CONFIG` to the end; returns whether it succeeded, how long it
-/// took, and its stdout and stderr followed by a `peak RSS KIB` line from `wait4`.
+/// took, and its stdout and stderr followed by a `peak RSS KIB` line. The peak is the
+/// process's `VmHWM`, read every 10 ms while it runs: `wait4`'s `ru_maxrss` would also count
+/// this process's pages, which the child had between fork and exec.
 fn timed_cli(args: &[&str], config: &std::path::Path) -> Result<(bool, Duration, String)> {
     let started = Instant::now();
-    let child = std::process::Command::new(plughost_tests::binary())
+    let mut child = std::process::Command::new(plughost_tests::binary())
         .args(args)
         .arg("--config")
         .arg(config)
@@ -1115,26 +1117,33 @@ fn timed_cli(args: &[&str], config: &std::path::Path) -> Result<(bool, Duration,
         .stderr(Stdio::piped())
         .spawn()
         .context("starting plughost")?;
-    let pid = child.id() as libc::pid_t;
-    let mut streams = (child.stdout.context("stdout")?, child.stderr.context("stderr")?);
+    let pid = child.id();
+    let running = Arc::new(AtomicBool::new(true));
+    let peak = {
+        let running = running.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while running.load(Ordering::Relaxed) {
+                peak = peak.max(status_kib(pid, "VmHWM:").unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+    let mut stderr = child.stderr.take().context("stderr")?;
     let stderr = std::thread::spawn(move || {
         let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut streams.1, &mut text);
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
         text
     });
     let mut out = String::new();
-    std::io::Read::read_to_string(&mut streams.0, &mut out)?;
-    let mut status = 0;
-    // SAFETY: `usage` is a plain C struct that wait4 fills; the child is ours and not yet
-    // waited for (std's `Child` was consumed without waiting).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
-        bail!("wait4 on plughost failed: {}", std::io::Error::last_os_error());
-    }
+    std::io::Read::read_to_string(&mut child.stdout.take().context("stdout")?, &mut out)?;
+    let status = child.wait()?;
     let elapsed = started.elapsed();
+    running.store(false, Ordering::Relaxed);
     out += &stderr.join().unwrap_or_default();
-    writeln!(out, "peak RSS {} KiB", usage.ru_maxrss)?;
-    Ok((libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, elapsed, out))
+    writeln!(out, "peak RSS {} KiB", peak.join().unwrap_or(0))?;
+    Ok((status.success(), elapsed, out))
 }
 
 /// The `peak RSS` line that [`timed_cli`] appends, in MiB.
@@ -1154,9 +1163,14 @@ fn dir_size(path: &std::path::Path) -> Result<u64> {
 
 /// The resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
 fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `KEY: N kB` line of `/proc/PID/status`.
+fn status_kib(pid: u32, key: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).context("no VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+    let line = status.lines().find(|line| line.starts_with(key)).with_context(|| format!("no {key}"))?;
+    Ok(line.split_whitespace().nth(1).with_context(|| format!("{key} value"))?.parse()?)
 }
 
 /// The bare-axum baseline (the `baseline` binary, built next to this one), in a process of its
