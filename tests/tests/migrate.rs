@@ -41,8 +41,15 @@ fn import(host: &TestHost, kind: &str, path: &Path, args: &[&str]) -> (bool, Str
     let mut all = vec!["import", kind, path.to_str().unwrap()];
     all.extend_from_slice(args);
     let Output { status, stdout, stderr } = host.cli(&all, None);
-    let stdout = String::from_utf8_lossy(&stdout).into_owned();
-    eprintln!("import {kind} {}:\n{stdout}{}", path.display(), String::from_utf8_lossy(&stderr));
+    let (stdout, stderr) = (String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr));
+    eprintln!("import {kind} {}:\n{stdout}{stderr}", path.display());
+    // Off a terminal, progress is plain lines on stderr (no bar redrawn into a log), ending with
+    // the totals and the rate.
+    assert!(
+        stderr.lines().any(|line| line.starts_with("import: ") && line.contains(" users read, ")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\r'), "no progress bar off a terminal: {stderr:?}");
     (status.success(), stdout)
 }
 

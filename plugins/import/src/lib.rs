@@ -1,5 +1,5 @@
 //! `import`: `POST /import`, the remote form of `plughost import xep0227` (issue 9). The body is
-//! one XEP-0227 document; the host reads and writes it (`migration` interface), one transaction
+//! one XEP-0227 document; the host reads and writes it (`migration` interface), all or nothing
 //! per user. This plugin reads the query, hands the document over and turns the summary into
 //! the answer: 200 when every account was imported or skipped, 422 when any failed.
 
@@ -77,8 +77,9 @@ const IMPORT: Doc = Doc {
         (`ejabberdctl export_piefxis` or Prosody), as `plughost import xep0227` does with files: \
         a `<host>` file, a `<server-data>` with its hosts inline, or one user's file. SCRAM \
         credentials move as they are and plaintext passwords become salted SCRAM credentials, so \
-        nobody has to reset a password. Each user is written in one transaction: a user that \
-        fails leaves nothing behind and does not stop the others. Running the same import again \
+        nobody has to reset a password. Each user is written whole or not at all: a user that \
+        fails leaves nothing behind and does not stop the others, and the users before a point \
+        where the XML breaks are imported. Running the same import again \
         skips every account (`on_conflict=skip`). An `xi:include` is refused, because it would \
         read a file on the server: send the host file it names instead. The body limit is \
         `[plugin.import] max_body_mib` (16 MiB unless configured).",
