@@ -20,14 +20,8 @@ use minidom::Element;
 use minidom::rxml::writer::{Encoder, Item};
 use minidom::rxml::{Namespace, XmlVersion, xml_ncname};
 
+use super::ns::{CLIENT, DELAY, PIE, ROSTER, SCRAM, XINCLUDE};
 use crate::store::{Ask, Credential, Db, ExportedAccount, Mechanism, OfflineMessage, RosterItem, StoreError};
-
-const PIE: &str = "urn:xmpp:pie:0";
-const SCRAM: &str = "urn:xmpp:pie:0#scram";
-const XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
-const ROSTER: &str = "jabber:iq:roster";
-const CLIENT: &str = "jabber:client";
-const DELAY: &str = "urn:xmpp:delay";
 
 /// An attribute name, checked at compile time.
 macro_rules! name {

@@ -58,6 +58,16 @@ pub fn pipelined(read: impl FnOnce(&mut dyn FnMut(Event)) + Send, mut take: impl
     });
 }
 
+/// The namespaces of XEP-0227 and of what it embeds, for the reader and the writer.
+mod ns {
+    pub const PIE: &str = "urn:xmpp:pie:0";
+    pub const SCRAM: &str = "urn:xmpp:pie:0#scram";
+    pub const XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
+    pub const ROSTER: &str = "jabber:iq:roster";
+    pub const CLIENT: &str = "jabber:client";
+    pub const DELAY: &str = "urn:xmpp:delay";
+}
+
 /// One account of an export, as every reader produces it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {

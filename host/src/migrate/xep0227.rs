@@ -18,15 +18,10 @@ use minidom::Element;
 use minidom::rxml::{RawEvent, RawReader};
 use minidom::tree_builder::TreeBuilder;
 
+use super::ns::{CLIENT, DELAY, PIE, ROSTER, SCRAM, XINCLUDE};
 use super::{Event, OfflineStanza, ReadError, ReadFailure, Secret, User};
 use crate::store::{Ask, Credential, Mechanism, RosterItem, Subscription};
 
-const PIE: &str = "urn:xmpp:pie:0";
-const SCRAM: &str = "urn:xmpp:pie:0#scram";
-const XINCLUDE: &str = "http://www.w3.org/2001/XInclude";
-const ROSTER: &str = "jabber:iq:roster";
-const CLIENT: &str = "jabber:client";
-const DELAY: &str = "urn:xmpp:delay";
 const LEGACY_DELAY: &str = "jabber:x:delay";
 
 /// Reads a server-data file (following its includes), a host file, or every `*.xml` file of a

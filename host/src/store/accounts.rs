@@ -186,18 +186,28 @@ pub(super) fn write_credentials(
     Ok(())
 }
 
+/// A well-formed credential of `mechanism` whose bytes mean nothing, for the store's tests.
+#[cfg(test)]
+pub(super) fn sample_credential(mechanism: Mechanism) -> Credential {
+    let digest = match mechanism {
+        Mechanism::ScramSha1 => 20,
+        Mechanism::ScramSha256 => 32,
+    };
+    Credential {
+        mechanism,
+        salt: vec![1; 16],
+        iterations: 4096,
+        stored_key: vec![2; digest],
+        server_key: vec![3; digest],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn credential() -> Credential {
-        Credential {
-            mechanism: Mechanism::ScramSha256,
-            salt: vec![1; 16],
-            iterations: 4096,
-            stored_key: vec![2; 32],
-            server_key: vec![3; 32],
-        }
+        sample_credential(Mechanism::ScramSha256)
     }
 
     #[test]

@@ -60,13 +60,7 @@ mod tests {
     #[test]
     fn pages_cover_every_account_once_in_order() {
         let db = Db::in_memory().unwrap();
-        let credential = Credential {
-            mechanism: Mechanism::ScramSha1,
-            salt: vec![1; 16],
-            iterations: 4096,
-            stored_key: vec![2; 20],
-            server_key: vec![3; 20],
-        };
+        let credential = super::super::accounts::sample_credential(Mechanism::ScramSha1);
         for node in ["carol", "alice", "bob", "dave", "erin"] {
             db.create_account("d", node, std::slice::from_ref(&credential), None).unwrap();
         }

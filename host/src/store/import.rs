@@ -134,18 +134,13 @@ fn write_account(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::accounts::sample_credential;
     use crate::store::{Ask, Mechanism, Subscription};
 
     #[test]
     fn import_is_all_or_nothing_and_respects_existing_accounts() {
         let db = Db::in_memory().unwrap();
-        let credentials = [Credential {
-            mechanism: Mechanism::ScramSha1,
-            salt: vec![1; 16],
-            iterations: 4096,
-            stored_key: vec![2; 20],
-            server_key: vec![3; 20],
-        }];
+        let credentials = [sample_credential(Mechanism::ScramSha1)];
         let roster = [RosterItem {
             jid: "bob@d".into(),
             name: None,
@@ -183,13 +178,7 @@ mod tests {
     #[test]
     fn a_failing_account_leaves_nothing_and_spares_the_batch() {
         let db = Db::in_memory().unwrap();
-        let credential = Credential {
-            mechanism: Mechanism::ScramSha1,
-            salt: vec![1; 16],
-            iterations: 4096,
-            stored_key: vec![2; 20],
-            server_key: vec![3; 20],
-        };
+        let credential = sample_credential(Mechanism::ScramSha1);
         let broken = [credential.clone(), credential];
         let account =
             |node, credentials| ImportedAccount { domain: "d", node, credentials, roster: &[], offline: &[] };
