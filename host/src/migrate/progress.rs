@@ -30,6 +30,7 @@ impl Default for Progress {
                 ProgressStyle::with_template("{bar:40} {percent:>3}% {msg}, ETA {eta}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
+            bar.set_message("0 users read");
             bar
         });
         let now = Instant::now();
