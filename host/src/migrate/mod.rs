@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use apply::{Conflict, Counts, Importer, Options, Summary};
 
-use crate::store::{Credential, Db, RosterItem};
+use crate::store::{Credential, Db, RosterItem, Subscription};
 use crate::xmpp::Server;
 
 /// Imports one XEP-0227 document held in memory, as `POST /admin_rest/import` receives it.
@@ -56,6 +56,13 @@ pub fn pipelined(read: impl FnOnce(&mut dyn FnMut(Event)) + Send, mut take: impl
             take(event);
         }
     });
+}
+
+/// A roster item's subscription as an export spells it; absent is `none`.
+fn subscription(text: Option<&str>) -> Result<Subscription, ReadError> {
+    let text = text.unwrap_or("none");
+    Subscription::from_name(text)
+        .ok_or_else(|| ReadError::Invalid { field: "roster subscription", value: text.to_owned() })
 }
 
 /// The namespaces of XEP-0227 and of what it embeds, for the reader and the writer.

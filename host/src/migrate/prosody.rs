@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::lua::{self, Table, Value};
-use super::{Event, OfflineStanza, ReadError, ReadFailure, Secret, User};
-use crate::store::{Ask, Credential, Mechanism, RosterItem, Subscription};
+use super::{Event, OfflineStanza, ReadError, ReadFailure, Secret, User, subscription};
+use crate::store::{Ask, Credential, Mechanism, RosterItem};
 
 /// Reads `data_path` (a folder of host folders), or one host folder (one with `accounts/`).
 pub fn read(data_path: &Path, out: &mut dyn FnMut(Event)) {
@@ -215,13 +215,7 @@ fn roster(table: &Table) -> Result<(Vec<RosterItem>, Vec<String>), ReadError> {
                     .ok_or(ReadError::Invalid { field: "roster JID", value: format!("{key:?}") })?;
                 let item =
                     value.as_table().ok_or(ReadError::Invalid { field: "roster item", value: jid.into() })?;
-                let subscription = match string(item, "subscription")?.as_deref().unwrap_or("none") {
-                    "none" => Subscription::None,
-                    "to" => Subscription::To,
-                    "from" => Subscription::From,
-                    "both" => Subscription::Both,
-                    other => return Err(ReadError::Invalid { field: "subscription", value: other.into() }),
-                };
+                let subscription = subscription(string(item, "subscription")?.as_deref())?;
                 let ask = if string(item, "ask")?.as_deref() == Some("subscribe") {
                     Ask::Subscribe
                 } else {

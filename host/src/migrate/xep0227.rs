@@ -19,8 +19,8 @@ use minidom::rxml::{RawEvent, RawReader};
 use minidom::tree_builder::TreeBuilder;
 
 use super::ns::{CLIENT, DELAY, PIE, ROSTER, SCRAM, XINCLUDE};
-use super::{Event, OfflineStanza, ReadError, ReadFailure, Secret, User};
-use crate::store::{Ask, Credential, Mechanism, RosterItem, Subscription};
+use super::{Event, OfflineStanza, ReadError, ReadFailure, Secret, User, subscription};
+use crate::store::{Ask, Credential, Mechanism, RosterItem};
 
 const LEGACY_DELAY: &str = "jabber:x:delay";
 
@@ -392,13 +392,7 @@ fn scram(element: &Element) -> Result<Option<Credential>, ReadError> {
 
 fn roster_item(item: &Element) -> Result<RosterItem, ReadError> {
     let jid = item.attr("jid").ok_or(ReadError::Missing("the jid of a roster item"))?;
-    let subscription = match item.attr("subscription").unwrap_or("none") {
-        "none" => Subscription::None,
-        "to" => Subscription::To,
-        "from" => Subscription::From,
-        "both" => Subscription::Both,
-        other => return Err(ReadError::Invalid { field: "roster subscription", value: other.to_owned() }),
-    };
+    let subscription = subscription(item.attr("subscription"))?;
     let ask = if item.attr("ask") == Some("subscribe") { Ask::Subscribe } else { Ask::None };
     let mut groups: Vec<String> =
         item.children().filter(|child| child.is("group", ROSTER)).map(Element::text).collect();

@@ -41,13 +41,16 @@ impl Subscription {
         }
     }
 
+    /// The subscription named `text` (RFC 6121 §2.1.2.5), `None` for any other text.
+    pub fn from_name(text: &str) -> Option<Subscription> {
+        [Subscription::None, Subscription::To, Subscription::From, Subscription::Both]
+            .into_iter()
+            .find(|subscription| subscription.as_str() == text)
+    }
+
+    /// A stored subscription; only this store writes the column, so anything else is `none`.
     fn parse(text: &str) -> Subscription {
-        match text {
-            "to" => Subscription::To,
-            "from" => Subscription::From,
-            "both" => Subscription::Both,
-            _ => Subscription::None,
-        }
+        Subscription::from_name(text).unwrap_or(Subscription::None)
     }
 }
 
