@@ -77,13 +77,13 @@ pub struct Importer<'a> {
     server: &'a Server,
     db: &'a Db,
     options: Options,
-    batch: Vec<Prepared>,
+    /// Each user with its label for the summary: `node@domain (from FILE)`.
+    batch: Vec<(String, Prepared)>,
     summary: Summary,
 }
 
 /// A user ready to be written: names normalised, credentials derived, requests queued.
 struct Prepared {
-    label: String,
     domain: String,
     node: String,
     credentials: Vec<Credential>,
@@ -103,7 +103,7 @@ impl<'a> Importer<'a> {
                 let label = format!("{}@{} (from {})", user.node, user.domain, user.source.display());
                 match prepare(self.server, user) {
                     Ok(prepared) => {
-                        self.batch.push(Prepared { label, ..prepared });
+                        self.batch.push((label, prepared));
                         if self.batch.len() == BATCH {
                             self.flush();
                         }
@@ -129,7 +129,7 @@ impl<'a> Importer<'a> {
         let batch = std::mem::take(&mut self.batch);
         let accounts: Vec<ImportedAccount<'_>> = batch
             .iter()
-            .map(|user| ImportedAccount {
+            .map(|(_, user)| ImportedAccount {
                 domain: &user.domain,
                 node: &user.node,
                 credentials: &user.credentials,
@@ -144,8 +144,8 @@ impl<'a> Importer<'a> {
             }
             Err(error) => vec![Err(error.to_string()); batch.len()],
         };
-        for (user, outcome) in batch.iter().zip(outcomes) {
-            self.record((user.roster.len() as u64, user.offline.len() as u64), outcome, &user.label);
+        for ((label, user), outcome) in batch.iter().zip(outcomes) {
+            self.record((user.roster.len() as u64, user.offline.len() as u64), outcome, label);
         }
         self.batch = batch;
         self.batch.clear();
@@ -209,7 +209,6 @@ fn prepare(server: &Server, user: User) -> Result<Prepared, ((u64, u64), String)
         offline.push((String::from_utf8_lossy(&xml).into_owned(), now()));
     }
     Ok(Prepared {
-        label: String::new(),
         domain: jid.domain().to_string(),
         node: jid.node().map_or_else(String::new, |node| node.to_string()),
         credentials,
