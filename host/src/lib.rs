@@ -91,7 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let c2s_addr = c2s_listener.local_addr()?;
     let c2s = xmpp::c2s::C2s::new(server.clone(), tls.clone(), config.c2s.clone(), metrics.clone());
     let c2s_task = tokio::spawn(c2s.serve(c2s_listener, stages.clone()));
-    tokio::spawn(xmpp::roster::push_imported_rosters(server.clone()));
+    tokio::spawn(xmpp::roster::watch_imports(server.clone()));
 
     let http_listener = bind(config.http.listen, "HTTP")?;
     let mut ready = format!("plughost ready http={}", http_listener.local_addr()?);

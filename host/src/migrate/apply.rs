@@ -126,6 +126,10 @@ impl<'a> Importer<'a> {
     }
 
     fn flush(&mut self) {
+        if self.batch.is_empty() {
+            // No write lock for nothing: a running server's writes need not wait.
+            return;
+        }
         let batch = std::mem::take(&mut self.batch);
         let accounts: Vec<ImportedAccount<'_>> = batch
             .iter()

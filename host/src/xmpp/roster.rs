@@ -15,7 +15,7 @@ use crate::store::{Ask, RosterItem, Subscription};
 pub const IMPORT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Pushes what imports replace, every [`IMPORT_POLL`], for as long as the server runs.
-pub async fn push_imported_rosters(server: Server) {
+pub async fn watch_imports(server: Server) {
     let forget = server.clone();
     if let Ok(Err(error)) = tokio::task::spawn_blocking(move || forget.forget_imported_rosters()).await {
         tracing::warn!(%error, "cannot clear the rosters replaced by imports before this start");
