@@ -83,6 +83,7 @@ async fn acknowledged_writes_survive_sigkill() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut host = TestHost::builder().with_plugin("message").start().await;
     host.create_users(&RECIPIENTS).await;
+    let (mut accounts_checked, mut messages_checked) = (0, 0);
 
     for round in 0..rounds {
         let killed = Arc::new(AtomicBool::new(false));
@@ -110,6 +111,9 @@ async fn acknowledged_writes_survive_sigkill() {
             acknowledged.accounts.len(),
             acknowledged.messages.len()
         );
+
+        accounts_checked += acknowledged.accounts.len();
+        messages_checked += acknowledged.messages.len();
 
         host.start_again().await;
         let mut conn = host.connect().await;
@@ -139,4 +143,9 @@ async fn acknowledged_writes_survive_sigkill() {
             client.close().await;
         }
     }
+    // Else nothing above was checked.
+    assert!(
+        accounts_checked > 0 && messages_checked > 0,
+        "{accounts_checked} accounts and {messages_checked} messages were acknowledged in {rounds} rounds"
+    );
 }

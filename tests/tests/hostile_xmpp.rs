@@ -1,13 +1,14 @@
 //! What a hostile or broken XMPP client can do to the server, and what it cannot: stanzas far
 //! over the size limit or nested deep enough to overflow a stack, thousands of connections that
-//! never speak, and a flood of stanzas. In each case the other clients keep chatting.
-//! (DTDs and entities are in `xmpp::garbage_on_one_connection_does_not_disturb_another`.)
+//! never speak, a flood of stanzas, and a DTD whose entities would expand to gigabytes. In each
+//! case the other clients keep chatting. (A DTD inside an open stream is in
+//! `xmpp::garbage_on_one_connection_does_not_disturb_another`.)
 
 use std::time::{Duration, Instant};
 
 use plughost_tests::metrics::Scrape;
 use plughost_tests::xmpp::{
-    RawConn, XMPP_TIMEOUT, body, chat, password_of, still_chatting, stream_error_condition,
+    RawConn, STREAM_HEADER, XMPP_TIMEOUT, body, chat, password_of, still_chatting, stream_error_condition,
 };
 use plughost_tests::{Builder, TestHost};
 use tokio::io::AsyncReadExt;
@@ -223,4 +224,31 @@ async fn thousands_of_silent_connections_are_closed_by_the_login_timeout() {
     assert!(latest - opened >= LOGIN_TIMEOUT, "closed after {:?}, before the login timeout", latest - opened);
     still_chatting(&mut alice, &mut bob, "after the silent connections").await;
     assert_eq!(sessions().await, 2, "only the two clients are left");
+}
+
+/// The billion laughs: a DTD before the stream header, where XML allows one, whose entities
+/// would expand to gigabytes. RFC 6120 §11.1 forbids DTDs in XMPP; the stream must end at the
+/// declaration, before anything is expanded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dtd_with_entities_is_refused_before_anything_expands() {
+    let host = host_with(TestHost::builder(), &["alice", "bob"]).await;
+    let mut alice = host.user_online("alice", "desk").await;
+    let mut bob = host.user_online("bob", "desk").await;
+    let before = host.rss();
+    let mut entities = String::from("<!ENTITY lol0 'lollollollollollollollollollol'>");
+    for level in 1..10 {
+        let previous = format!("&lol{};", level - 1);
+        entities.push_str(&format!("<!ENTITY lol{level} '{}'>", previous.repeat(10)));
+    }
+    let header = STREAM_HEADER.trim_start_matches("<?xml version='1.0'?>");
+    let laughs = format!("<?xml version='1.0'?><!DOCTYPE stream:stream [{entities}]>{header}&lol9;");
+
+    let mut raw = RawConn::connect(host.c2s()).await;
+    let _ = raw.send(laughs).await;
+    assert!(raw.closed_within(XMPP_TIMEOUT).await, "the DTD connection is closed:\n{}", raw.text());
+    // No stream was opened for it: nothing of it was taken as a header.
+    assert!(!raw.text().contains("features"), "the server answered the DTD:\n{}", raw.text());
+    let grown = host.rss().saturating_sub(before);
+    assert!(grown < 8 << 20, "the server grew by {grown} bytes reading a DTD");
+    still_chatting(&mut alice, &mut bob, "after the billion laughs").await;
 }
