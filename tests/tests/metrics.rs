@@ -65,7 +65,11 @@ async fn traps_deadlines_and_memory_caps_are_counted_per_route() {
         .with_plugin("trap")
         .with_plugin("spin")
         .with_plugin("membomb")
-        .toml("[plugin.spin]\ndeadline_ms = 300\n\n[plugin.membomb]\nmemory_mib = 16")
+        .with_plugin("hostloop")
+        .toml(
+            "[plugin.spin]\ndeadline_ms = 300\n\n[plugin.membomb]\nmemory_mib = 16\n\n\
+             [plugin.hostloop]\ngrants = [\"status\"]\ndeadline_ms = 300",
+        )
         .start()
         .await;
     for _ in 0..2 {
@@ -73,6 +77,7 @@ async fn traps_deadlines_and_memory_caps_are_counted_per_route() {
     }
     assert_eq!(host.get("/fixture/spin").await.0, 503);
     assert_eq!(host.get("/fixture/membomb").await.0, 500);
+    assert_eq!(host.get("/fixture/hostloop").await.0, 503);
 
     let scrape = Scrape::of(&host).await;
     let counters = [
@@ -80,9 +85,12 @@ async fn traps_deadlines_and_memory_caps_are_counted_per_route() {
         "plughost_plugin_deadline_kills_total",
         "plughost_plugin_memory_limit_hits_total",
     ];
-    for (plugin, expected) in
-        [("trap", [2.0, 0.0, 0.0]), ("spin", [0.0, 1.0, 0.0]), ("membomb", [0.0, 0.0, 1.0])]
-    {
+    for (plugin, expected) in [
+        ("trap", [2.0, 0.0, 0.0]),
+        ("spin", [0.0, 1.0, 0.0]),
+        ("membomb", [0.0, 0.0, 1.0]),
+        ("hostloop", [0.0, 1.0, 0.0]),
+    ] {
         let template = format!("/fixture/{plugin}");
         let labels = route(plugin, "GET", &template);
         let found = counters.map(|name| scrape.value(name, &labels));
