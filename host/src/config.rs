@@ -197,6 +197,12 @@ pub struct C2sConfig {
     /// Stanzas a client may send at once above the rate (a login alone sends a few dozen).
     /// Default: 500.
     pub stanza_burst: u32,
+    /// What the server holds for one session that reads slower than stanzas come for it, in
+    /// KiB. Past it the session is closed with `policy-violation`, and the messages it had not
+    /// been sent go to the account's other resources or the offline queue. (A client that takes
+    /// nothing from its socket for `idle_timeout_s` is closed the same way.) At least
+    /// `max_stanza`. Default: 4096 (4 MiB).
+    pub max_backlog_kib: usize,
 }
 
 /// `[tls]`: certificates for STARTTLS. Without `cert` and `key`, a self-signed certificate for
@@ -377,6 +383,7 @@ impl Default for C2sConfig {
             max_stanza: 256 * 1024,
             max_stanzas_per_s: 100,
             stanza_burst: 500,
+            max_backlog_kib: 4096,
         }
     }
 }
@@ -528,6 +535,13 @@ impl Config {
         }
         if self.c2s.max_stanza < 4096 || self.c2s.idle_timeout_s == 0 || self.c2s.login_timeout_s == 0 {
             bail!("`c2s`: max_stanza must be at least 4096 and the timeouts positive");
+        }
+        if self.c2s.max_backlog_kib * 1024 < self.c2s.max_stanza {
+            bail!(
+                "`c2s`: max_backlog_kib ({} KiB) must hold at least one stanza of max_stanza ({} bytes)",
+                self.c2s.max_backlog_kib,
+                self.c2s.max_stanza
+            );
         }
         if self.c2s.max_stanzas_per_s > 0 && self.c2s.stanza_burst == 0 {
             bail!(

@@ -10,7 +10,7 @@ use plughost_tests::metrics::Scrape;
 use plughost_tests::xmpp::{
     RawConn, STREAM_HEADER, XMPP_TIMEOUT, body, chat, password_of, still_chatting, stream_error_condition,
 };
-use plughost_tests::{Builder, TestHost};
+use plughost_tests::{Builder, Method, TestHost, json};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_xmpp::Stanza;
@@ -251,4 +251,65 @@ async fn a_dtd_with_entities_is_refused_before_anything_expands() {
     let grown = host.rss().saturating_sub(before);
     assert!(grown < 8 << 20, "the server grew by {grown} bytes reading a DTD");
     still_chatting(&mut alice, &mut bob, "after the billion laughs").await;
+}
+
+/// A client that stops reading while messages keep coming for it. Its queue in the server is
+/// bounded (`max_backlog_kib`): past it the session is closed, and the messages that were never
+/// written to its socket go back to the offline queue. Only what the kernel had taken before
+/// the close (a prefix) can be lost, as on any stream without XEP-0198 acks.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_is_closed_at_its_backlog_and_keeps_what_was_not_written() {
+    const MESSAGES: usize = 8000;
+    const PADDING: usize = 8 << 10;
+    let builder = TestHost::builder().with_plugin("message").c2s("max_backlog_kib = 1024");
+    let host = host_with(builder, &["mallory"]).await;
+    let mut stuck = RawConn::login(host.c2s(), "mallory", &password_of("mallory"), "stuck", true).await;
+    stuck.send("<presence/>").await.expect("initial presence");
+    let before = host.rss();
+
+    let padding = "p".repeat(PADDING);
+    let mut conn = host.connect().await;
+    for i in 0..MESSAGES {
+        let request = host
+            .request(Method::POST, "/message/mallory")
+            .json(&json!({"message": format!("{i:05} {padding}")}));
+        let reply = conn.send(request.into_request()).await.expect("POST /message");
+        assert!([200, 202].contains(&reply.status), "message {i}: {} {:?}", reply.status, reply.body);
+    }
+    let grown = host.rss().saturating_sub(before);
+    let sent_mib = (MESSAGES * PADDING) >> 20;
+    assert!(
+        grown < 24 << 20,
+        "the server grew by {} MiB holding {sent_mib} MiB for a client that does not read",
+        grown >> 20
+    );
+    let (_, user) = host.get("/user/mallory").await;
+    assert_eq!(user["result"]["user"]["connected"], json!(false), "the stuck session is still there: {user}");
+    assert_eq!(Scrape::of(&host).await.value("plughost_c2s_backlog_overflows_total", &[]), 1.0);
+    let closing = "c2s: the client stopped reading and its backlog is full, closing the session";
+    assert_eq!(host.log_lines_with(&[closing]).len(), 1, "{}", host.stderr());
+
+    let mut mallory = host.user_online("mallory", "again").await;
+    let mut received = Vec::new();
+    while let Some(stanza) = mallory.next_stanza(Duration::from_secs(2)).await {
+        if let Stanza::Message(message) = stanza
+            && let Some(text) = body(&message)
+        {
+            received.push(text[..5].parse::<usize>().expect("a numbered message"));
+        }
+    }
+    let mut sorted = received.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), received.len(), "some messages came twice");
+    // What is missing was written to the stuck socket before the close: the oldest ones only,
+    // and no more than the kernel's buffers hold.
+    let lost = MESSAGES - sorted.len();
+    assert_eq!(sorted, (lost..MESSAGES).collect::<Vec<_>>(), "the missing messages are not the oldest");
+    assert!(lost * PADDING < 12 << 20, "{lost} messages lost, more than the socket could have taken");
+    println!(
+        "{lost} of {MESSAGES} messages were in the stuck socket; the server grew by {} MiB",
+        grown >> 20
+    );
+    drop(stuck);
 }

@@ -112,6 +112,8 @@ pub struct Metrics {
     c2s_sessions: Gauge,
     /// Times a client went over `c2s.max_stanzas_per_s` and reading from it was paused.
     c2s_throttled: Counter,
+    /// Sessions closed because their client stopped reading and `c2s.max_backlog_kib` filled.
+    c2s_backlog_overflows: Counter,
 }
 
 /// The handles of one route, cloned out of the families when the route table is built, so that a
@@ -238,6 +240,12 @@ impl Metrics {
             "Times a client went over the stanza rate and reading from it was paused",
             c2s_throttled.clone(),
         );
+        let c2s_backlog_overflows = Counter::default();
+        registry.register(
+            "c2s_backlog_overflows",
+            "Sessions closed because their client stopped reading and its backlog filled up",
+            c2s_backlog_overflows.clone(),
+        );
         registry.register_collector(Box::new(collector::ScrapeTime { server, started }));
         Metrics {
             registry,
@@ -258,6 +266,7 @@ impl Metrics {
             stanzas_out,
             c2s_sessions,
             c2s_throttled,
+            c2s_backlog_overflows,
         }
     }
 
@@ -353,6 +362,10 @@ impl Metrics {
 
     pub fn c2s_throttled(&self) {
         self.c2s_throttled.inc();
+    }
+
+    pub fn c2s_backlog_overflow(&self) {
+        self.c2s_backlog_overflows.inc();
     }
 
     /// Counts one c2s connection until the returned guard is dropped.

@@ -22,12 +22,24 @@ impl Db {
 
     /// The queue of `node@domain`, oldest first. Nothing is removed until [`Db::drop_offline`].
     pub fn offline(&self, domain: &str, node: &str) -> Result<Vec<OfflineMessage>> {
+        self.offline_after(domain, node, 0, usize::MAX)
+    }
+
+    /// At most `limit` stanzas of `node@domain` after the one with id `after`, oldest first.
+    pub fn offline_after(
+        &self,
+        domain: &str,
+        node: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<OfflineMessage>> {
         let conn = self.conn();
         let mut statement = conn.prepare_cached(
-            "SELECT id, stanza, stamp FROM offline WHERE domain = ?1 AND node = ?2 ORDER BY id",
+            "SELECT id, stanza, stamp FROM offline WHERE domain = ?1 AND node = ?2 AND id > ?3 \
+             ORDER BY id LIMIT ?4",
         )?;
         let messages = statement
-            .query_map(params![domain, node], |row| {
+            .query_map(params![domain, node, after, i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
                 Ok(OfflineMessage { id: row.get(0)?, stanza: row.get(1)?, stamp: row.get(2)? })
             })?
             .collect::<Result<_, _>>()?;

@@ -13,7 +13,7 @@
 pub mod c2s;
 pub mod credentials;
 mod iq;
-mod offline;
+pub mod offline;
 mod presence;
 pub mod roster;
 pub mod router;

@@ -62,10 +62,11 @@ impl Server {
     pub fn deliver_to_bare(&self, account: &BareJid, message: Message) -> Result<Delivery, AccountError> {
         let outboxes: Vec<Outbox> =
             self.sessions().message_recipients(account).into_iter().map(|(_, outbox)| outbox).collect();
-        if !outboxes.is_empty() {
-            return Ok(Delivery::Delivered(write_to_all(&outboxes, &message)));
+        match write_to_all(&outboxes, &message) {
+            // Nobody available, or every session refused it (a full backlog).
+            0 => self.store_offline(account, Stanza::Message(message)),
+            delivered => Ok(Delivery::Delivered(delivered)),
         }
-        self.store_offline(account, Stanza::Message(message))
     }
 
     /// A message from the server itself (the admin API), to every bound resource of `account` as
@@ -77,10 +78,10 @@ impl Server {
         let message = addressed_from_server(account, message);
         let outboxes: Vec<Outbox> =
             self.sessions().all_of(account).into_iter().map(|(_, outbox)| outbox).collect();
-        if outboxes.is_empty() {
-            return self.store_offline(account, Stanza::Message(message));
+        match write_to_all(&outboxes, &message) {
+            0 => self.store_offline(account, Stanza::Message(message)),
+            delivered => Ok(Delivery::Delivered(delivered)),
         }
-        Ok(Delivery::Delivered(write_to_all(&outboxes, &message)))
     }
 
     /// A message from the server to every resource of every online account; nothing is kept
@@ -171,7 +172,8 @@ fn addressed_from_server(account: &BareJid, mut message: Message) -> Message {
     message
 }
 
-/// Queues `message` on every outbox; returns how many took it (a closing session does not).
+/// Queues `message` on every outbox; returns how many took it (a closing session or a full
+/// backlog does not).
 fn write_to_all(outboxes: &[Outbox], message: &Message) -> usize {
     outboxes
         .iter()
@@ -183,11 +185,9 @@ fn write_to_all(outboxes: &[Outbox], message: &Message) -> usize {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-
     use super::*;
     use crate::store::Db;
-    use crate::xmpp::sessions::{SessionInfo, Show};
+    use crate::xmpp::sessions::{Inbox, SessionInfo, Show, queue};
 
     fn server() -> Server {
         let server = Server::new(vec!["example.com".into()], Db::in_memory().unwrap());
@@ -197,9 +197,18 @@ mod tests {
         server
     }
 
-    fn bind(server: &Server, jid: &str, priority: Option<i8>) -> (FullJid, UnboundedReceiver<Outbound>) {
+    fn bind(server: &Server, jid: &str, priority: Option<i8>) -> (FullJid, Inbox) {
+        bind_with_backlog(server, jid, priority, usize::MAX)
+    }
+
+    fn bind_with_backlog(
+        server: &Server,
+        jid: &str,
+        priority: Option<i8>,
+        backlog: usize,
+    ) -> (FullJid, Inbox) {
         let jid = FullJid::new(jid).unwrap();
-        let (outbox, inbox) = unbounded_channel();
+        let (outbox, inbox) = queue(backlog);
         let info = SessionInfo {
             resource: jid.resource().to_string(),
             id: jid.to_string(),
@@ -220,13 +229,20 @@ mod tests {
         (jid, inbox)
     }
 
-    fn messages(inbox: &mut UnboundedReceiver<Outbound>) -> Vec<Message> {
-        std::iter::from_fn(|| inbox.try_recv().ok())
-            .filter_map(|outbound| match outbound {
-                Outbound::Stanza(Stanza::Message(message)) => Some(message),
-                _ => None,
-            })
-            .collect()
+    /// The messages in `inbox`, taken as a connection would write them: each offline page is
+    /// reported written, which queues the next one.
+    fn messages(server: &Server, session: &FullJid, inbox: &mut Inbox) -> Vec<Message> {
+        let mut messages = Vec::new();
+        while let Some(outbound) = inbox.try_recv() {
+            match outbound {
+                Outbound::Stanza(Stanza::Message(message)) | Outbound::Offline(Stanza::Message(message)) => {
+                    messages.push(message);
+                }
+                Outbound::OfflineWritten(page) => server.offline_written(session, page, true).unwrap(),
+                _ => {}
+            }
+        }
+        messages
     }
 
     /// RFC 6121 §8.5.2.1.1: a message to the bare JID goes to the available resources with the
@@ -234,16 +250,16 @@ mod tests {
     #[test]
     fn bare_jid_messages_go_to_the_highest_priority() {
         let server = server();
-        let (_, mut low) = bind(&server, "juliet@example.com/balcony", Some(1));
-        let (_, mut high) = bind(&server, "juliet@example.com/chamber", Some(5));
+        let (balcony, mut low) = bind(&server, "juliet@example.com/balcony", Some(1));
+        let (chamber, mut high) = bind(&server, "juliet@example.com/chamber", Some(5));
         let (romeo, _) = bind(&server, "romeo@example.com/orchard", Some(0));
         let message: Message =
             xso::from_bytes(b"<message xmlns='jabber:client' to='juliet@example.com' type='chat'><body>Art thou not Romeo?</body></message>").unwrap();
         server.route_message(&romeo, message);
-        let received = messages(&mut high);
+        let received = messages(&server, &chamber, &mut high);
         assert_eq!(received.len(), 1);
         assert_eq!(received[0].from, Some(romeo.into()));
-        assert!(messages(&mut low).is_empty());
+        assert!(messages(&server, &balcony, &mut low).is_empty());
     }
 
     /// RFC 6121 §8.5.2.2 and XEP-0160: nobody available, so the message waits offline, and is
@@ -260,8 +276,8 @@ mod tests {
         headline.type_ = MessageType::Headline;
         assert_eq!(server.send_from_server(&juliet, headline).unwrap(), Delivery::Dropped);
         assert_eq!(server.offline_count(&juliet).unwrap(), 1);
-        let (_, mut inbox) = bind(&server, "juliet@example.com/balcony", Some(0));
-        let received = messages(&mut inbox);
+        let (balcony, mut inbox) = bind(&server, "juliet@example.com/balcony", Some(0));
+        let received = messages(&server, &balcony, &mut inbox);
         assert_eq!(received.len(), 1);
         assert!(received[0].payloads.iter().any(|payload| payload.is("delay", "urn:xmpp:delay")));
         assert_eq!(server.offline_count(&juliet).unwrap(), 0);
@@ -273,9 +289,79 @@ mod tests {
         let server = server();
         let (romeo, mut inbox) = bind(&server, "romeo@example.com/orchard", Some(0));
         server.route_message(&romeo, Message::new(Some(Jid::new("nurse@example.com").unwrap())));
-        let bounced = messages(&mut inbox);
+        let bounced = messages(&server, &romeo, &mut inbox);
         assert_eq!(bounced.len(), 1);
         assert_eq!(bounced[0].type_, MessageType::Error);
         assert_eq!(bounced[0].from, Some(Jid::new("nurse@example.com").unwrap()));
+    }
+
+    fn chat(to: &str, body: &str) -> Message {
+        Message::chat(Some(Jid::new(to).unwrap())).with_body(Default::default(), body.into())
+    }
+
+    fn bodies(messages: &[Message]) -> Vec<String> {
+        messages.iter().filter_map(|message| message.bodies.values().next().cloned()).collect()
+    }
+
+    /// Offline messages leave the store only once a session has written them, a page at a
+    /// time: a session that ends before leaves them all for the next one.
+    #[test]
+    fn offline_messages_stay_stored_until_written() {
+        let server = server();
+        let (romeo, _) = bind(&server, "romeo@example.com/orchard", Some(0));
+        let juliet = server.resolve_user("juliet").unwrap();
+        let sent: Vec<String> = (0..250).map(|n| format!("line {n}")).collect();
+        for text in &sent {
+            server.route_message(&romeo, chat("juliet@example.com", text));
+        }
+        let (first, inbox) = bind(&server, "juliet@example.com/balcony", Some(0));
+        assert_eq!(server.offline_count(&juliet).unwrap(), 250, "nothing written, nothing forgotten");
+        server.session_ended(&first, first.as_str());
+        server.requeue_unwritten(&first, inbox.close());
+        assert_eq!(server.offline_count(&juliet).unwrap(), 250, "offline stanzas are not stored twice");
+
+        let (second, mut inbox) = bind(&server, "juliet@example.com/chamber", Some(0));
+        assert_eq!(bodies(&messages(&server, &second, &mut inbox)), sent);
+        assert_eq!(server.offline_count(&juliet).unwrap(), 0);
+    }
+
+    /// Two resources coming online together: one delivers the queue, the other does not get
+    /// the same messages again.
+    #[test]
+    fn one_session_at_a_time_delivers_the_offline_queue() {
+        let server = server();
+        let (romeo, _) = bind(&server, "romeo@example.com/orchard", Some(0));
+        server.route_message(&romeo, chat("juliet@example.com", "once"));
+        let (balcony, mut first) = bind(&server, "juliet@example.com/balcony", Some(0));
+        let (chamber, mut second) = bind(&server, "juliet@example.com/chamber", Some(0));
+        assert!(messages(&server, &chamber, &mut second).is_empty());
+        assert_eq!(bodies(&messages(&server, &balcony, &mut first)), ["once"]);
+    }
+
+    /// A session whose backlog is full refuses what would overflow it and is told so: the
+    /// message waits offline instead, and what the queue held unwritten goes back there when
+    /// the session ends, in the order it was sent.
+    #[test]
+    fn a_full_backlog_sends_messages_offline_and_puts_back_what_was_not_written() {
+        use futures::FutureExt;
+        let server = server();
+        let (romeo, _) = bind(&server, "romeo@example.com/orchard", Some(0));
+        let juliet = server.resolve_user("juliet").unwrap();
+        let (stuck, inbox) = bind_with_backlog(&server, "juliet@example.com/balcony", Some(0), 1000);
+        let long = |n: usize| format!("{n} {}", "x".repeat(300));
+        for n in 0..2 {
+            server.route_message(&romeo, chat("juliet@example.com", &long(n)));
+        }
+        assert_eq!(server.offline_count(&juliet).unwrap(), 0, "two fit in 1000 bytes");
+        assert!(inbox.backlog().overflowed().now_or_never().is_none());
+        server.route_message(&romeo, chat("juliet@example.com", &long(2)));
+        assert_eq!(server.offline_count(&juliet).unwrap(), 1, "the third waits offline");
+        assert!(inbox.backlog().overflowed().now_or_never().is_some(), "the session is told");
+
+        server.session_ended(&stuck, stuck.as_str());
+        server.requeue_unwritten(&stuck, inbox.close());
+        let (again, mut inbox) = bind(&server, "juliet@example.com/balcony", Some(0));
+        let received = bodies(&messages(&server, &again, &mut inbox));
+        assert_eq!(received, [long(2), long(0), long(1)]);
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use jid::{BareJid, DomainPart, NodePart};
 
 use super::credentials::{self, PasswordError};
+use super::offline::OfflineClaims;
 use super::sessions::{CloseReason, Sessions};
 use crate::store::{Credential, Db, Mechanism, RosterItem, StoreError};
 
@@ -43,6 +44,8 @@ struct Inner {
     domains: Vec<String>,
     db: Arc<Db>,
     sessions: Sessions,
+    /// Accounts whose offline queue a session is delivering.
+    offline_claims: OfflineClaims,
     /// Bumped on every password change and account deletion, so that caches of verified
     /// credentials (the HTTP layer's) can tell when they may be stale without being told what.
     credentials_generation: AtomicU64,
@@ -55,6 +58,7 @@ impl Server {
                 domains,
                 db: db.into(),
                 sessions: Sessions::default(),
+                offline_claims: OfflineClaims::default(),
                 credentials_generation: AtomicU64::new(0),
             }),
         }
@@ -71,6 +75,10 @@ impl Server {
 
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    pub(super) fn offline_claims(&self) -> &OfflineClaims {
+        &self.inner.offline_claims
     }
 
     pub(super) fn db(&self) -> &Db {

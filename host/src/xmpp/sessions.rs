@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use jid::{BareJid, FullJid};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_xmpp::Stanza;
 use tokio_xmpp::parsers::presence::{Presence, Show as PresenceShow};
+
+use super::offline::OfflinePage;
 
 /// RFC 6121 §4.7.2.1, plus `Unavailable` for a bound resource without available presence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,17 +53,121 @@ pub enum CloseReason {
 
 /// What a connection task is asked to do.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "nearly every item is a stanza; boxing would add an allocation to each"
-)]
 pub enum Outbound {
     Stanza(Stanza),
+    /// A stanza from the offline queue: it is still in the store, so it is not put back there
+    /// if the session ends before writing it.
+    Offline(Stanza),
+    /// Every offline stanza queued before this mark has been written: the store may forget them.
+    OfflineWritten(OfflinePage),
     Close(CloseReason),
 }
 
-/// The sending half of a session's queue.
-pub type Outbox = mpsc::UnboundedSender<Outbound>;
+/// The sending half of a session's queue. Unbounded in items so that routing never waits on a
+/// slow reader, but bounded in bytes: past `max_backlog_kib`, a stanza is refused (the caller
+/// treats the resource as gone) and the session is told to end.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    items: mpsc::UnboundedSender<Queued>,
+    backlog: Arc<Backlog>,
+}
+
+/// The receiving half, held by the connection task.
+pub struct Inbox {
+    items: mpsc::UnboundedReceiver<Queued>,
+    backlog: Arc<Backlog>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    item: Outbound,
+    /// Its serialised size, counted in [`Backlog::bytes`] while queued.
+    bytes: usize,
+}
+
+/// A stanza was refused: the session is closing, or its backlog is full.
+#[derive(Debug)]
+pub struct Refused;
+
+#[derive(Debug)]
+pub struct Backlog {
+    bytes: AtomicUsize,
+    limit: usize,
+    /// Wakes the connection task once a stanza was refused for want of room.
+    overflow: Notify,
+}
+
+/// A session's queue, holding at most `limit` bytes of stanzas (one stanza is always taken
+/// into an empty queue, whatever its size).
+pub fn queue(limit: usize) -> (Outbox, Inbox) {
+    let (sender, receiver) = mpsc::unbounded_channel();
+    let backlog = Arc::new(Backlog { bytes: AtomicUsize::new(0), limit, overflow: Notify::new() });
+    (Outbox { items: sender, backlog: backlog.clone() }, Inbox { items: receiver, backlog })
+}
+
+impl Outbox {
+    pub fn send(&self, item: Outbound) -> Result<(), Refused> {
+        let bytes = match &item {
+            Outbound::Stanza(stanza) | Outbound::Offline(stanza) => serialised_size(stanza),
+            Outbound::OfflineWritten(_) | Outbound::Close(_) => 0,
+        };
+        let before = self.backlog.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if bytes > 0 && before > 0 && before + bytes > self.backlog.limit {
+            self.backlog.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            // The offline queue waits for room (its next page is asked for once this one is
+            // written); anything else refused means the client fell too far behind.
+            if matches!(item, Outbound::Stanza(_)) {
+                self.backlog.overflow.notify_one();
+            }
+            return Err(Refused);
+        }
+        self.items.send(Queued { item, bytes }).map_err(|_| {
+            self.backlog.bytes.fetch_sub(bytes, Ordering::Relaxed);
+            Refused
+        })
+    }
+}
+
+impl Inbox {
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let queued = self.items.recv().await?;
+        Some(self.taken(queued))
+    }
+
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let queued = self.items.try_recv().ok()?;
+        Some(self.taken(queued))
+    }
+
+    fn taken(&self, queued: Queued) -> Outbound {
+        self.backlog.bytes.fetch_sub(queued.bytes, Ordering::Relaxed);
+        queued.item
+    }
+
+    /// What the queue holds, now that nothing more can be sent to it.
+    pub fn close(mut self) -> Vec<Outbound> {
+        self.items.close();
+        std::iter::from_fn(|| self.try_recv()).collect()
+    }
+
+    /// The queue's byte count, shared with its senders: [`Backlog::overflowed`] is awaited
+    /// while the inbox itself is borrowed for reading.
+    pub fn backlog(&self) -> Arc<Backlog> {
+        self.backlog.clone()
+    }
+}
+
+impl Backlog {
+    /// Resolves once a stanza has been refused because the queue was full.
+    pub async fn overflowed(&self) {
+        self.overflow.notified().await;
+    }
+}
+
+/// The size `stanza` takes on the wire: what it costs to hold it for a client.
+fn serialised_size(stanza: &Stanza) -> usize {
+    xso::to_vec(stanza).map_or(0, |bytes| bytes.len())
+}
 
 struct Session {
     info: SessionInfo,
@@ -146,12 +252,17 @@ impl Sessions {
         initial
     }
 
-    /// Queues a stanza for one full JID; false when no such session is bound.
+    /// Queues a stanza for one full JID; false when no such session is bound or it refused it.
     pub fn send_to_full(&self, jid: &FullJid, stanza: Stanza) -> bool {
+        self.queue_for(jid, Outbound::Stanza(stanza))
+    }
+
+    /// Queues `item` for one full JID; false when no such session is bound or it refused it.
+    pub fn queue_for(&self, jid: &FullJid, item: Outbound) -> bool {
         let map = self.read();
         let session =
             map.get(&jid.to_bare()).and_then(|sessions| sessions.iter().find(|session| &session.jid == jid));
-        session.is_some_and(|session| session.outbox.send(Outbound::Stanza(stanza)).is_ok())
+        session.is_some_and(|session| session.outbox.send(item).is_ok())
     }
 
     /// RFC 6121 §8.5.2.1.1: the available resources with the highest non-negative priority.

@@ -36,7 +36,7 @@ use self::throttle::Throttle;
 use super::Server;
 use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
-use super::sessions::{CloseReason, Outbound, SessionInfo, Show};
+use super::sessions::{self, CloseReason, Inbox, Outbound, SessionInfo, Show};
 use crate::config::C2sConfig;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Stage, Stages};
@@ -402,10 +402,12 @@ impl Connection<'_> {
     }
 
     /// The bound session: until the client leaves, the server closes it (or shuts down), or it
-    /// idles out.
+    /// idles out, stops reading what is sent to it, or lets its backlog fill up. Messages still
+    /// queued for it when it ends are routed again (see [`Server::requeue_unwritten`]).
     async fn serve_session(&mut self, mut stream: Stream, jid: FullJid, mut stages: Stages) {
         let server = self.c2s.server.clone();
-        let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+        let (outbox, mut inbox) = sessions::queue(self.c2s.config.max_backlog_kib * 1024);
+        let backlog = inbox.backlog();
         let info = SessionInfo {
             resource: jid.resource().to_string(),
             id: self.id.clone(),
@@ -423,99 +425,139 @@ impl Connection<'_> {
         tracing::info!(%jid, peer = %self.peer, "c2s session bound");
         let mut throttle = Throttle::new(self.c2s.config.max_stanzas_per_s, self.c2s.config.stanza_burst);
         let mut throttled = 0u64;
+        // A client that takes nothing from its socket for this long is gone.
+        let stalled = Duration::from_secs(self.c2s.config.idle_timeout_s);
         let ending = loop {
-            tokio::select! {
-                outbound = inbox.recv() => match outbound {
-                    Some(Outbound::Stanza(stanza)) => {
-                        if let Err(error) = self.write_batch(&mut stream, stanza, &mut inbox).await {
-                            break format!("write failed: {error}");
-                        }
+            let written = tokio::select! {
+                outbound = inbox.recv() => {
+                    let Some(first) = outbound else { break "session queue closed".into() };
+                    tokio::select! {
+                        written = tokio::time::timeout(
+                            stalled,
+                            self.write_queued(&mut stream, &jid, Some(first), &mut inbox, Drain::Batch),
+                        ) => written,
+                        () = backlog.overflowed() => break self.backlog_full(&mut stream, &jid).await,
                     }
-                    Some(Outbound::Close(reason)) => {
-                        let error = match &reason {
-                            CloseReason::AccountDeleted => stream_error(StreamCondition::NotAuthorized),
-                            CloseReason::PasswordChanged => stream_error(StreamCondition::Reset),
-                            CloseReason::Replaced => stream_error(StreamCondition::Conflict),
-                            CloseReason::Kicked(text) => {
-                                let mut error = stream_error(StreamCondition::PolicyViolation);
-                                error.texts.insert(Default::default(), text.to_string());
-                                error
+                }
+                () = backlog.overflowed() => break self.backlog_full(&mut stream, &jid).await,
+                element = self.next(&mut stream), if throttle.reading() => {
+                    match element {
+                        Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
+                            self.c2s.metrics.stanza_received(&stanza);
+                            if let Err(error) = dispatch(&server, &jid, stanza) {
+                                tracing::error!(%jid, %error, "stanza handling failed");
                             }
-                        };
-                        self.close_with(&mut stream, &error).await;
-                        break format!("closed by the server: {reason:?}");
-                    }
-                    None => break "session queue closed".into(),
-                },
-                element = self.next(&mut stream), if throttle.reading() => match element {
-                    Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza)))) => {
-                        self.c2s.metrics.stanza_received(&stanza);
-                        if let Err(error) = dispatch(&server, &jid, stanza) {
-                            tracing::error!(%jid, %error, "stanza handling failed");
-                        }
-                        if throttle.stanza_read() {
-                            self.c2s.metrics.c2s_throttled();
-                            if throttled == 0 {
-                                tracing::info!(
-                                    %jid,
-                                    rate = self.c2s.config.max_stanzas_per_s,
-                                    "c2s: client over the stanza rate, reading from it paused"
-                                );
+                            if throttle.stanza_read() {
+                                self.c2s.metrics.c2s_throttled();
+                                if throttled == 0 {
+                                    tracing::info!(
+                                        %jid,
+                                        rate = self.c2s.config.max_stanzas_per_s,
+                                        "c2s: client over the stanza rate, reading from it paused"
+                                    );
+                                }
+                                throttled += 1;
                             }
-                            throttled += 1;
                         }
+                        Ok(Some(FallibleStreamElement::Ok(_))) => {}
+                        Ok(Some(FallibleStreamElement::Err(error))) => {
+                            tracing::debug!(%jid, %error, "c2s: invalid stanza");
+                            self.close(&mut stream, StreamCondition::InvalidXml).await;
+                            break format!("invalid stanza: {error}");
+                        }
+                        Ok(None) => break "client closed the stream".into(),
+                        Err(ending) => break ending.to_string(),
                     }
-                    Ok(Some(FallibleStreamElement::Ok(_))) => {}
-                    Ok(Some(FallibleStreamElement::Err(error))) => {
-                        tracing::debug!(%jid, %error, "c2s: invalid stanza");
-                        self.close(&mut stream, StreamCondition::InvalidXml).await;
-                        break format!("invalid stanza: {error}");
-                    }
-                    Ok(None) => break "client closed the stream".into(),
-                    Err(ending) => break ending.to_string(),
-                },
-                () = throttle.paused(), if !throttle.reading() => throttle.retry(),
+                    continue;
+                }
+                () = throttle.paused(), if !throttle.reading() => {
+                    throttle.retry();
+                    continue;
+                }
                 () = shutdown::reached(&mut stages, Stage::Closing) => {
                     // What was routed to the client before the shutdown still goes out.
-                    while let Ok(Outbound::Stanza(stanza)) = inbox.try_recv() {
-                        if stream.feed(&stanza).await.is_err() {
-                            break;
-                        }
-                        self.c2s.metrics.stanza_sent(&stanza);
-                    }
+                    let queued = inbox.try_recv();
+                    let _ = self.write_queued(&mut stream, &jid, queued, &mut inbox, Drain::All).await;
                     self.close(&mut stream, StreamCondition::SystemShutdown).await;
                     break "server shutdown".into();
                 }
+            };
+            match written {
+                Ok(Ok(None)) => {}
+                Ok(Ok(Some(reason))) => {
+                    let error = match &reason {
+                        CloseReason::AccountDeleted => stream_error(StreamCondition::NotAuthorized),
+                        CloseReason::PasswordChanged => stream_error(StreamCondition::Reset),
+                        CloseReason::Replaced => stream_error(StreamCondition::Conflict),
+                        CloseReason::Kicked(text) => {
+                            let mut error = stream_error(StreamCondition::PolicyViolation);
+                            error.texts.insert(Default::default(), text.to_string());
+                            error
+                        }
+                    };
+                    self.close_with(&mut stream, &error).await;
+                    break format!("closed by the server: {reason:?}");
+                }
+                Ok(Err(error)) => break format!("write failed: {error}"),
+                Err(_) => break format!("the client read nothing for {stalled:?}"),
             }
         };
         server.session_ended(&jid, &self.id);
+        server.requeue_unwritten(&jid, inbox.close());
         tracing::info!(%jid, reason = %ending, throttled, "c2s session ended");
     }
 
-    /// Writes `first` and whatever else is already queued, then flushes once.
-    async fn write_batch(
+    /// Ends a session whose client stopped reading while stanzas kept coming for it.
+    async fn backlog_full(&self, stream: &mut Stream, jid: &FullJid) -> String {
+        self.c2s.metrics.c2s_backlog_overflow();
+        tracing::warn!(
+            %jid,
+            max_backlog_kib = self.c2s.config.max_backlog_kib,
+            "c2s: the client stopped reading and its backlog is full, closing the session"
+        );
+        let mut error = stream_error(StreamCondition::PolicyViolation);
+        error.texts.insert(Default::default(), "too much unread data queued for this client".into());
+        self.close_with(stream, &error).await;
+        "its backlog was full".into()
+    }
+
+    /// Writes queued items, starting with `first`, then flushes. Returns the reason when a
+    /// [`Outbound::Close`] comes up (what was before it is written first).
+    async fn write_queued(
         &self,
         stream: &mut Stream,
-        first: Stanza,
-        inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Outbound>,
-    ) -> std::io::Result<()> {
-        stream.feed(&first).await?;
-        self.c2s.metrics.stanza_sent(&first);
-        for _ in 1..WRITE_BATCH {
-            match inbox.try_recv() {
-                Ok(Outbound::Stanza(stanza)) => {
+        jid: &FullJid,
+        first: Option<Outbound>,
+        inbox: &mut Inbox,
+        drain: Drain,
+    ) -> std::io::Result<Option<CloseReason>> {
+        let mut next = first;
+        let mut taken = 0;
+        while let Some(item) = next.take() {
+            match item {
+                Outbound::Stanza(stanza) | Outbound::Offline(stanza) => {
                     stream.feed(&stanza).await?;
                     self.c2s.metrics.stanza_sent(&stanza);
                 }
-                Ok(Outbound::Close(reason)) => {
-                    // Put it back by closing right after the flush below.
+                Outbound::OfflineWritten(page) => {
                     SinkExt::<&Stanza>::flush(stream).await?;
-                    return Err(std::io::Error::other(format!("closed by the server: {reason:?}")));
+                    let more = matches!(drain, Drain::Batch);
+                    if let Err(error) = self.c2s.server.offline_written(jid, page, more) {
+                        tracing::error!(%jid, %error, "cannot forget delivered offline messages");
+                    }
                 }
-                Err(_) => break,
+                Outbound::Close(reason) => {
+                    SinkExt::<&Stanza>::flush(stream).await?;
+                    return Ok(Some(reason));
+                }
+            }
+            taken += 1;
+            if matches!(drain, Drain::All) || taken < WRITE_BATCH {
+                next = inbox.try_recv();
             }
         }
-        SinkExt::<&Stanza>::flush(stream).await
+        SinkExt::<&Stanza>::flush(stream).await?;
+        Ok(None)
     }
 
     /// The next element, with stream-level failures turned into stream errors. `None` when the
@@ -559,10 +601,23 @@ impl Connection<'_> {
         self.close_with(stream, &stream_error(condition)).await;
     }
 
+    /// Bounded by [`CLOSE_TIMEOUT`]: a client that reads nothing would hold it forever.
     async fn close_with(&self, stream: &mut Stream, error: &StreamError) {
-        let _ = stream.send(error).await;
-        let _ = SinkExt::<&Stanza>::close(stream).await;
+        let close = async {
+            let _ = stream.send(error).await;
+            let _ = SinkExt::<&Stanza>::close(stream).await;
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
     }
+}
+
+/// How much of a session's queue one [`Connection::write_queued`] writes.
+#[derive(Debug, Clone, Copy)]
+enum Drain {
+    /// Up to [`WRITE_BATCH`] items, asking for the next page of offline stanzas at each mark.
+    Batch,
+    /// Everything queued now, and no further offline pages (at shutdown).
+    All,
 }
 
 /// How pre-authentication ended.
