@@ -49,6 +49,10 @@ const WRITE_BATCH: usize = 64;
 /// How long the connections have, at shutdown, to send `system-shutdown` and close; a client
 /// that does not read its last bytes in that time is cut off.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a session may take to write its stream error and closing tag, and at shutdown,
+/// what was queued for it: short enough that a client that reads nothing is done with (and its
+/// unwritten messages put back) within [`CLOSE_TIMEOUT`].
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A byte stream before or after TLS.
 trait RawIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -477,7 +481,8 @@ impl Connection<'_> {
                 () = shutdown::reached(&mut stages, Stage::Closing) => {
                     // What was routed to the client before the shutdown still goes out.
                     let queued = inbox.try_recv();
-                    let _ = self.write_queued(&mut stream, &jid, queued, &mut inbox, Drain::All).await;
+                    let write = self.write_queued(&mut stream, &jid, queued, &mut inbox, Drain::All);
+                    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, write).await;
                     self.close(&mut stream, StreamCondition::SystemShutdown).await;
                     break "server shutdown".into();
                 }
@@ -601,13 +606,13 @@ impl Connection<'_> {
         self.close_with(stream, &stream_error(condition)).await;
     }
 
-    /// Bounded by [`CLOSE_TIMEOUT`]: a client that reads nothing would hold it forever.
+    /// Bounded by [`FAREWELL_TIMEOUT`]: a client that reads nothing would hold it forever.
     async fn close_with(&self, stream: &mut Stream, error: &StreamError) {
         let close = async {
             let _ = stream.send(error).await;
             let _ = SinkExt::<&Stanza>::close(stream).await;
         };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        let _ = tokio::time::timeout(FAREWELL_TIMEOUT, close).await;
     }
 }
 
