@@ -716,6 +716,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
 trait RawIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> RawIo for T {}
 
+/// The base64 of a SASL PLAIN `<auth/>` for `name`.
+pub fn plain_credentials(name: &str, password: &str) -> String {
+    BASE64.encode(format!("\0{name}\0{password}"))
+}
+
 /// The stream header a client sends.
 pub const STREAM_HEADER: &str = "<?xml version='1.0'?><stream:stream to='localhost' xmlns='jabber:client' \
      xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
@@ -764,7 +769,7 @@ impl RawConn {
             conn.open_stream().await;
             conn
         };
-        let credentials = BASE64.encode(format!("\0{name}\0{password}"));
+        let credentials = plain_credentials(name, password);
         conn.send(&format!(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{credentials}</auth>"
         ))

@@ -4,8 +4,8 @@
 //! differently from ejabberd 23.01 (an unknown user's `unregister` is a 404, a malformed name is
 //! a 400 ...), the tests hold it to Plughost's answer. The session commands are in `sessions`.
 
-use plughost_tests::xmpp::{bare, body, is_not_authorized};
-use plughost_tests::{Method, TestHost, json};
+use plughost_tests::xmpp::{XMPP_TIMEOUT, bare, body, is_not_authorized};
+use plughost_tests::{Method, TestHost, json, wait_for};
 use serde_json::Value;
 use tokio_xmpp::Stanza;
 use tokio_xmpp::jid::Jid;
@@ -356,7 +356,11 @@ async fn messages_and_stanzas_reach_real_clients() {
     let mut bob = host.user_online("bob", "phone").await;
     let message = bob.expect_chat_from(admin.clone()).await;
     assert_eq!(body(&message), Some("while you were out"));
-    assert_eq!(host.api("get_offline_count", user("bob")).await, count(0));
+    // Forgotten once bob's client acknowledges it (XEP-0198).
+    wait_for("bob's offline queue to empty", XMPP_TIMEOUT, || async {
+        host.api("get_offline_count", user("bob")).await == count(0)
+    })
+    .await;
     assert_eq!(host.api("get_offline_count", user("nobody")).await, thrown(404, "unknown_user"));
 }
 

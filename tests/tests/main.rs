@@ -51,6 +51,8 @@
 //!   round trips.
 //! - `import_api`: `POST /admin_rest/import`: the same import over HTTP, its limits and errors.
 //! - `plugin_tool`: `plughost plugin check` on good and bad files; `plugin new`, built and loaded.
+//! - `stream_management`: XEP-0198 acknowledgements: what a client had not acknowledged when
+//!   its connection broke comes again at its next login; counters; resumption refused.
 //! - `xmpp`: c2s as a real client sees it: STARTTLS + SCRAM, chat, roster pushes, subscriptions,
 //!   presence, offline messages, sessions closed by the admin API, malformed and oversized input.
 
@@ -82,6 +84,7 @@ mod sessions;
 mod shutdown;
 mod soak;
 mod startup;
+mod stream_management;
 mod tokens;
 mod users;
 mod whitelist;

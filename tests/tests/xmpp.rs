@@ -5,6 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use plughost_tests::metrics::Scrape;
 use plughost_tests::xmpp::{
     Ask, RawConn, Subscription, XMPP_TIMEOUT, XmppClient, bare, body, chat, full, is_error_message,
     is_not_authorized, password_of, still_chatting, stream_error_condition,
@@ -273,7 +274,11 @@ async fn offline_message_is_delivered_with_a_delay_stamp() {
     let stamp = delay.stamp.0.timestamp();
     assert!((sent_at - 5..=now_s() + 5).contains(&stamp), "stamp {stamp} is when it was sent ({sent_at})");
 
-    // Delivered once: another login gets nothing.
+    // Delivered once: once bob's client acknowledged it (XEP-0198), another login gets nothing.
+    wait_for("bob's acknowledgement to empty the offline queue", XMPP_TIMEOUT, || async {
+        Scrape::of(&host).await.value("plughost_offline_queue_messages", &[]) == 0.0
+    })
+    .await;
     bob.close().await;
     let mut again = host.user_online("bob", "tablet").await;
     again

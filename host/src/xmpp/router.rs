@@ -233,8 +233,8 @@ mod tests {
     /// reported written, which queues the next one.
     fn messages(server: &Server, session: &FullJid, inbox: &mut Inbox) -> Vec<Message> {
         let mut messages = Vec::new();
-        while let Some(outbound) = inbox.try_recv() {
-            match outbound {
+        while let Some(queued) = inbox.try_recv() {
+            match queued.item {
                 Outbound::Stanza(Stanza::Message(message)) | Outbound::Offline(Stanza::Message(message)) => {
                     messages.push(message);
                 }

@@ -79,10 +79,10 @@ pub struct Inbox {
 }
 
 #[derive(Debug)]
-struct Queued {
-    item: Outbound,
+pub struct Queued {
+    pub item: Outbound,
     /// Its serialised size, counted in [`Backlog::bytes`] while queued.
-    bytes: usize,
+    pub bytes: usize,
 }
 
 /// A stanza was refused: the session is closing, or its backlog is full.
@@ -129,25 +129,25 @@ impl Outbox {
 }
 
 impl Inbox {
-    pub async fn recv(&mut self) -> Option<Outbound> {
+    pub async fn recv(&mut self) -> Option<Queued> {
         let queued = self.items.recv().await?;
         Some(self.taken(queued))
     }
 
-    pub fn try_recv(&mut self) -> Option<Outbound> {
+    pub fn try_recv(&mut self) -> Option<Queued> {
         let queued = self.items.try_recv().ok()?;
         Some(self.taken(queued))
     }
 
-    fn taken(&self, queued: Queued) -> Outbound {
+    fn taken(&self, queued: Queued) -> Queued {
         self.backlog.bytes.fetch_sub(queued.bytes, Ordering::Relaxed);
-        queued.item
+        queued
     }
 
     /// What the queue holds, now that nothing more can be sent to it.
     pub fn close(mut self) -> Vec<Outbound> {
         self.items.close();
-        std::iter::from_fn(|| self.try_recv()).collect()
+        std::iter::from_fn(|| self.try_recv().map(|queued| queued.item)).collect()
     }
 
     /// The queue's byte count, shared with its senders: [`Backlog::overflowed`] is awaited

@@ -5,6 +5,7 @@
 //! The XML stream itself is tokio-xmpp's responder side of `xmlstream` (rxml underneath, which
 //! refuses DTDs and entity declarations); stanzas are xmpp-parsers types.
 
+mod acks;
 mod throttle;
 
 use std::net::SocketAddr;
@@ -23,6 +24,8 @@ use tokio_xmpp::parsers::bind::{BindFeature, BindQuery, BindResponse};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::sasl::{self, Auth, Challenge, Failure, Mechanism as WireMechanism, Success};
+use tokio_xmpp::parsers::sm::{self, StreamManagement};
+use tokio_xmpp::parsers::stanza_error::DefinedCondition as StanzaCondition;
 use tokio_xmpp::parsers::starttls::{self, Proceed, StartTls};
 use tokio_xmpp::parsers::stream_error::{DefinedCondition as StreamCondition, StreamError};
 use tokio_xmpp::parsers::stream_features::StreamFeatures;
@@ -32,11 +35,12 @@ use tokio_xmpp::xmlstream::{
 };
 use wire::stream_guard::{Meter, Metered, refusal};
 
+use self::acks::Acks;
 use self::throttle::Throttle;
 use super::Server;
 use super::iq::SESSION_NS;
 use super::sasl::{CredentialSource, MECHANISMS, SaslError, ScramExchange, Step};
-use super::sessions::{self, CloseReason, Inbox, Outbound, SessionInfo, Show};
+use super::sessions::{self, CloseReason, Inbox, Outbound, Queued, SessionInfo, Show};
 use crate::config::C2sConfig;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Stage, Stages};
@@ -230,6 +234,7 @@ impl Connection<'_> {
             features.others.push(
                 Element::builder("session", SESSION_NS).append(Element::bare("optional", SESSION_NS)).build(),
             );
+            features.stream_management = Some(StreamManagement { optional: false });
             return features;
         }
         if !self.secure {
@@ -366,6 +371,15 @@ impl Connection<'_> {
         loop {
             let stanza = match self.next(&mut stream).await? {
                 Some(FallibleStreamElement::Ok(XmppStreamElement::Stanza(stanza))) => stanza,
+                // Resumption is not offered, and acknowledgements start once bound (XEP-0198 §3).
+                Some(FallibleStreamElement::Ok(XmppStreamElement::SM(nonza))) => {
+                    let condition = match nonza {
+                        sm::Nonza::Resume(_) => StanzaCondition::ItemNotFound,
+                        _ => StanzaCondition::UnexpectedRequest,
+                    };
+                    stream.send(&sm::Failed { h: None, error: Some(condition) }).await?;
+                    continue;
+                }
                 Some(_) => {
                     self.close(&mut stream, StreamCondition::NotAuthorized).await;
                     return Ok(None);
@@ -429,6 +443,9 @@ impl Connection<'_> {
         tracing::info!(%jid, peer = %self.peer, "c2s session bound");
         let mut throttle = Throttle::new(self.c2s.config.max_stanzas_per_s, self.c2s.config.stanza_burst);
         let mut throttled = 0u64;
+        // Set once the client enables XEP-0198.
+        let mut acks: Option<Acks> = None;
+        let backlog_limit = self.c2s.config.max_backlog_kib * 1024;
         // A client that takes nothing from its socket for this long is gone.
         let stalled = Duration::from_secs(self.c2s.config.idle_timeout_s);
         let ending = loop {
@@ -438,7 +455,7 @@ impl Connection<'_> {
                     tokio::select! {
                         written = tokio::time::timeout(
                             stalled,
-                            self.write_queued(&mut stream, &jid, Some(first), &mut inbox, Drain::Batch),
+                            self.write_queued(&mut stream, &jid, Some(first), &mut inbox, &mut acks, Drain::Batch),
                         ) => written,
                         () = backlog.overflowed() => break self.backlog_full(&mut stream, &jid).await,
                     }
@@ -451,6 +468,9 @@ impl Connection<'_> {
                             if let Err(error) = dispatch(&server, &jid, stanza) {
                                 tracing::error!(%jid, %error, "stanza handling failed");
                             }
+                            if let Some(acks) = acks.as_mut() {
+                                acks.received();
+                            }
                             if throttle.stanza_read() {
                                 self.c2s.metrics.c2s_throttled();
                                 if throttled == 0 {
@@ -461,6 +481,11 @@ impl Connection<'_> {
                                     );
                                 }
                                 throttled += 1;
+                            }
+                        }
+                        Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::SM(nonza)))) => {
+                            if let Err(ending) = self.stream_management(&mut stream, &jid, &mut acks, nonza).await {
+                                break ending;
                             }
                         }
                         Ok(Some(FallibleStreamElement::Ok(_))) => {}
@@ -481,13 +506,17 @@ impl Connection<'_> {
                 () = shutdown::reached(&mut stages, Stage::Closing) => {
                     // What was routed to the client before the shutdown still goes out.
                     let queued = inbox.try_recv();
-                    let write = self.write_queued(&mut stream, &jid, queued, &mut inbox, Drain::All);
+                    let write = self.write_queued(&mut stream, &jid, queued, &mut inbox, &mut acks, Drain::All);
                     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, write).await;
                     self.close(&mut stream, StreamCondition::SystemShutdown).await;
                     break "server shutdown".into();
                 }
             };
             match written {
+                // Written, but a client that acknowledges nothing holds it all the same.
+                Ok(Ok(None)) if acks.as_ref().is_some_and(|acks| acks.unacked_bytes() > backlog_limit) => {
+                    break self.backlog_full(&mut stream, &jid).await;
+                }
                 Ok(Ok(None)) => {}
                 Ok(Ok(Some(reason))) => {
                     let error = match &reason {
@@ -508,7 +537,8 @@ impl Connection<'_> {
             }
         };
         server.session_ended(&jid, &self.id);
-        server.requeue_unwritten(&jid, inbox.close());
+        let unacknowledged = acks.map(Acks::into_unacked).into_iter().flatten();
+        server.requeue_unwritten(&jid, unacknowledged.chain(inbox.close()).collect());
         tracing::info!(%jid, reason = %ending, throttled, "c2s session ended");
     }
 
@@ -527,30 +557,39 @@ impl Connection<'_> {
     }
 
     /// Writes queued items, starting with `first`, then flushes. Returns the reason when a
-    /// [`Outbound::Close`] comes up (what was before it is written first).
+    /// [`Outbound::Close`] comes up (what was before it is written first). With XEP-0198 on,
+    /// what is written is kept in `acks`, and an `<r/>` goes out with it.
     async fn write_queued(
         &self,
         stream: &mut Stream,
         jid: &FullJid,
-        first: Option<Outbound>,
+        first: Option<Queued>,
         inbox: &mut Inbox,
+        acks: &mut Option<Acks>,
         drain: Drain,
     ) -> std::io::Result<Option<CloseReason>> {
         let mut next = first;
         let mut taken = 0;
-        while let Some(item) = next.take() {
+        while let Some(Queued { item, bytes }) = next.take() {
             match item {
-                Outbound::Stanza(stanza) | Outbound::Offline(stanza) => {
-                    stream.feed(&stanza).await?;
-                    self.c2s.metrics.stanza_sent(&stanza);
-                }
-                Outbound::OfflineWritten(page) => {
-                    SinkExt::<&Stanza>::flush(stream).await?;
-                    let more = matches!(drain, Drain::Batch);
-                    if let Err(error) = self.c2s.server.offline_written(jid, page, more) {
-                        tracing::error!(%jid, %error, "cannot forget delivered offline messages");
+                Outbound::Stanza(ref stanza) | Outbound::Offline(ref stanza) => {
+                    stream.feed(stanza).await?;
+                    self.c2s.metrics.stanza_sent(stanza);
+                    if let Some(acks) = acks.as_mut() {
+                        acks.sent(Queued { item, bytes });
                     }
                 }
+                Outbound::OfflineWritten(page) => match acks.as_mut() {
+                    // Forgotten once the client acknowledges what came before it.
+                    Some(acks) => acks.sent(Queued { item: Outbound::OfflineWritten(page), bytes }),
+                    None => {
+                        SinkExt::<&Stanza>::flush(stream).await?;
+                        let more = matches!(drain, Drain::Batch);
+                        if let Err(error) = self.c2s.server.offline_written(jid, page, more) {
+                            tracing::error!(%jid, %error, "cannot forget delivered offline messages");
+                        }
+                    }
+                },
                 Outbound::Close(reason) => {
                     SinkExt::<&Stanza>::flush(stream).await?;
                     return Ok(Some(reason));
@@ -561,8 +600,60 @@ impl Connection<'_> {
                 next = inbox.try_recv();
             }
         }
+        if acks.as_mut().is_some_and(Acks::request) {
+            stream.feed(&sm::R).await?;
+        }
         SinkExt::<&Stanza>::flush(stream).await?;
         Ok(None)
+    }
+
+    /// XEP-0198 on a bound session: `<enable/>` (acknowledgements only, no resumption), the
+    /// client's `<r/>` and `<a/>`. Returns why the session must end, if it must.
+    async fn stream_management(
+        &self,
+        stream: &mut Stream,
+        jid: &FullJid,
+        acks: &mut Option<Acks>,
+        nonza: sm::Nonza,
+    ) -> Result<(), String> {
+        let answered = match (nonza, acks.as_mut()) {
+            (sm::Nonza::Enable(_), None) => {
+                *acks = Some(Acks::default());
+                tracing::debug!(%jid, "c2s: stream management enabled");
+                stream.send(&sm::Enabled { id: None, location: None, max: None, resume: false }).await
+            }
+            (sm::Nonza::Enable(_), Some(_)) => {
+                let failed = sm::Failed { h: None, error: Some(StanzaCondition::UnexpectedRequest) };
+                stream.send(&failed).await
+            }
+            (sm::Nonza::Resume(_), _) => {
+                let failed = sm::Failed { h: None, error: Some(StanzaCondition::ItemNotFound) };
+                stream.send(&failed).await
+            }
+            (sm::Nonza::Req(_), Some(acks)) => stream.send(&sm::A { h: acks.handled() }).await,
+            (sm::Nonza::Ack(sm::A { h }), Some(acks)) => match acks.acknowledge(h) {
+                Ok(pages) => {
+                    for page in pages {
+                        if let Err(error) = self.c2s.server.offline_written(jid, page, true) {
+                            tracing::error!(%jid, %error, "cannot forget delivered offline messages");
+                        }
+                    }
+                    // More was written since the request this answers: ask again, so that an
+                    // offline mark behind it is reached even when nothing else is sent.
+                    if acks.request() { stream.send(&sm::R).await } else { Ok(()) }
+                }
+                Err(too_high) => {
+                    tracing::info!(%jid, h, "c2s: the client acknowledged more than it was sent");
+                    self.close_with(stream, &too_high.into()).await;
+                    return Err(format!("acknowledged {h} stanzas, more than were sent"));
+                }
+            },
+            (nonza, _) => {
+                tracing::debug!(%jid, ?nonza, "c2s: stream management element ignored");
+                Ok(())
+            }
+        };
+        answered.map_err(|error| format!("write failed: {error}"))
     }
 
     /// The next element, with stream-level failures turned into stream errors. `None` when the
