@@ -534,3 +534,18 @@ async fn ping_and_disco_info() {
         "{error:?}"
     );
 }
+
+/// XEP-0478: the features before and after login tell the client the stanza size limit and the
+/// idle timeout, as configured.
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_features_advertise_the_limits() {
+    let host = TestHost::builder().c2s("max_stanza = 65536\nidle_timeout_s = 120").start().await;
+    host.create_users(&["alice"]).await;
+    let limits = "<limits xmlns='urn:xmpp:stream-limits:0'><max-bytes>65536</max-bytes>\
+                  <idle-seconds>120</idle-seconds></limits>";
+    let mut plain = RawConn::connect(host.c2s()).await;
+    plain.open_stream().await;
+    assert!(plain.text().contains(limits), "before login: {}", plain.text());
+    let bound = RawConn::login(host.c2s(), "alice", &password_of("alice"), "desk", true).await;
+    assert_eq!(bound.text().matches(limits).count(), 2, "after TLS and after login: {}", bound.text());
+}

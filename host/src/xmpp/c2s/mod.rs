@@ -9,6 +9,7 @@ mod acks;
 mod throttle;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +30,7 @@ use tokio_xmpp::parsers::stanza_error::DefinedCondition as StanzaCondition;
 use tokio_xmpp::parsers::starttls::{self, Proceed, StartTls};
 use tokio_xmpp::parsers::stream_error::{DefinedCondition as StreamCondition, StreamError};
 use tokio_xmpp::parsers::stream_features::StreamFeatures;
+use tokio_xmpp::parsers::stream_limits::Limits;
 use tokio_xmpp::xmlstream::{
     AcceptedStream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmlStream, XmppStreamElement,
     accept_stream,
@@ -228,7 +230,13 @@ impl Connection<'_> {
     }
 
     fn features(&self, authenticated: bool) -> StreamFeatures {
-        let mut features = StreamFeatures::default();
+        let config = &self.c2s.config;
+        // XEP-0478: what the client may send in one stanza, and how long it may stay silent.
+        let limits = Limits {
+            max_bytes: u32::try_from(config.max_stanza).ok().and_then(NonZeroU32::new),
+            idle_seconds: u32::try_from(config.idle_timeout_s).ok().and_then(NonZeroU32::new),
+        };
+        let mut features = StreamFeatures { limits: Some(limits), ..StreamFeatures::default() };
         if authenticated {
             features.bind = Some(BindFeature { required: true });
             features.others.push(
@@ -238,9 +246,9 @@ impl Connection<'_> {
             return features;
         }
         if !self.secure {
-            features.starttls = Some(StartTls { required: self.c2s.config.require_tls });
+            features.starttls = Some(StartTls { required: config.require_tls });
         }
-        if self.secure || !self.c2s.config.require_tls {
+        if self.secure || !config.require_tls {
             features.sasl_mechanisms = MECHANISMS.iter().map(|mechanism| mechanism.to_string()).collect();
         }
         features
