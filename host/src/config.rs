@@ -197,9 +197,10 @@ pub struct C2sConfig {
     /// Stanzas a client may send at once above the rate (a login alone sends a few dozen).
     /// Default: 500.
     pub stanza_burst: u32,
-    /// What the server holds for one session that reads slower than stanzas come for it, in
-    /// KiB. Past it the session is closed with `policy-violation`, and the messages it had not
-    /// been sent go to the account's other resources or the offline queue. (A client that takes
+    /// What the server holds for one session that reads slower than stanzas come for it (or,
+    /// with XEP-0198, has not acknowledged yet), in KiB. Past it the session is closed with
+    /// `policy-violation`, and the messages it had not been sent (or had not acknowledged) go to
+    /// the account's other resources or the offline queue. (A client that takes
     /// nothing from its socket for `idle_timeout_s` is closed the same way.) At least
     /// `max_stanza`. Default: 4096 (4 MiB).
     pub max_backlog_kib: usize,
