@@ -44,11 +44,11 @@ async fn present(
     client
 }
 
-/// Asserts that `client` was disconnected with a `policy-violation` stream error carrying `text`.
-async fn assert_kicked(client: &mut XmppClient, text: &str) {
+/// Asserts that `client` was disconnected with a `condition` stream error carrying `text`.
+async fn assert_kicked_with(client: &mut XmppClient, condition: &str, text: &str) {
     assert!(client.disconnected_within(XMPP_TIMEOUT).await, "{} is disconnected", client.jid());
     let received = client.received_text();
-    assert_eq!(stream_error_condition(&received).as_deref(), Some("policy-violation"), "{received}");
+    assert_eq!(stream_error_condition(&received).as_deref(), Some(condition), "{received}");
     assert!(received.contains(text), "the stream error says {text:?}:\n{received}");
 }
 
@@ -167,7 +167,8 @@ async fn ejabberd_kicks_disconnect_real_clients() {
 
     let kick = |resource: &str, reason: &str| json!({"user": "alice", "host": "localhost", "resource": resource, "reason": reason});
     assert_eq!(host.api("kick_session", kick("phone", "admin says bye")).await, (200, json!(0)));
-    assert_kicked(&mut phone, "admin says bye").await;
+    // As from ejabberd: a session kicked alone is told `conflict`.
+    assert_kicked_with(&mut phone, "conflict", "admin says bye").await;
     desk.ping().await;
     laptop.ping().await;
     // Deviation: no such session is a 404, not ejabberd's silent 0.
@@ -177,14 +178,14 @@ async fn ejabberd_kicks_disconnect_real_clients() {
     assert_eq!(host.api("kick_session", nobody).await, thrown(404, "unknown_user"));
 
     assert_eq!(host.api("kick_user", user("bob")).await, (200, json!({"num_resources": 1})));
-    assert_kicked(&mut laptop, "has been kicked").await;
+    assert_kicked_with(&mut laptop, "policy-violation", "has been kicked").await;
     desk.ping().await;
     assert_eq!(host.api("kick_user", user("carol")).await, (200, json!({"num_resources": 0})));
     assert_eq!(host.api("kick_user", user("nobody")).await, thrown(404, "unknown_user"));
 
     // An empty reason gets the host's default text.
     assert_eq!(host.api("kick_session", kick("desk", "")).await, (200, json!(0)));
-    assert_kicked(&mut desk, "Kicked by an administrator").await;
+    assert_kicked_with(&mut desk, "conflict", "Kicked by an administrator").await;
     wait_for("every session to be gone", XMPP_TIMEOUT, || async {
         host.api("connected_users_number", json!({})).await.1 == json!({"num_sessions": 0})
     })
@@ -207,7 +208,7 @@ async fn admin_rest_deletes_sessions() {
         .send()
         .await;
     assert_eq!(reply.status_json(), (200, json!({"result": "Sessions kicked: 1"})));
-    assert_kicked(&mut phone, "maintenance").await;
+    assert_kicked_with(&mut phone, "policy-violation", "maintenance").await;
     desk.ping().await;
     laptop.ping().await;
     assert_eq!(
@@ -216,8 +217,8 @@ async fn admin_rest_deletes_sessions() {
     );
 
     assert_eq!(host.delete("/user/ALICE/sessions").await, (200, json!({"result": "Sessions kicked: 2"})));
-    assert_kicked(&mut desk, "Kicked by an administrator").await;
-    assert_kicked(&mut laptop, "Kicked by an administrator").await;
+    assert_kicked_with(&mut desk, "policy-violation", "Kicked by an administrator").await;
+    assert_kicked_with(&mut laptop, "policy-violation", "Kicked by an administrator").await;
     bob.ping().await;
     assert_eq!(
         host.delete("/user/alice/sessions").await,

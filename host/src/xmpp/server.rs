@@ -87,9 +87,10 @@ impl Server {
 
     /// Kicks the session of `jid` bound to `resource`, or all of them, with a `policy-violation`
     /// stream error saying `reason`. Returns how many were kicked.
-    pub fn kick(&self, jid: &BareJid, resource: Option<&str>, reason: &str) -> usize {
-        let kicked = self.inner.sessions.close_matching(jid, resource, CloseReason::Kicked(reason.into()));
-        tracing::info!(%jid, ?resource, kicked, reason, "sessions kicked");
+    pub fn kick(&self, jid: &BareJid, resource: Option<&str>, reason: &str, conflict: bool) -> usize {
+        let kick = CloseReason::Kicked { reason: reason.into(), conflict };
+        let kicked = self.inner.sessions.close_matching(jid, resource, kick);
+        tracing::info!(%jid, ?resource, kicked, reason, conflict, "sessions kicked");
         kicked
     }
 

@@ -47,8 +47,11 @@ pub enum CloseReason {
     PasswordChanged,
     /// Another connection bound the same resource (RFC 6120 §7.7.2.2).
     Replaced,
-    /// An administrator kicked it, saying why.
-    Kicked(Arc<str>),
+    /// An administrator kicked it, saying why, with `policy-violation` or `conflict`.
+    Kicked {
+        reason: Arc<str>,
+        conflict: bool,
+    },
 }
 
 /// What a connection task is asked to do.

@@ -139,7 +139,7 @@ const COMMANDS: &[Command] = &[
         name: "kick_session",
         summary: "Disconnect one session",
         description: "Closes the session of the account `user@host` bound to `resource`. The client gets a \
-                      `<policy-violation/>` stream error (ejabberd sends `<conflict/>`) carrying \
+                      `<conflict/>` stream error, as from ejabberd, carrying \
                       `reason`. A session that does not exist is a 404 rather than ejabberd's success.",
         args: &[
             USER,
@@ -402,12 +402,14 @@ fn get_presence(_: &Request, args: &Args) -> Reply {
     Ok(ejabberd::json(presence))
 }
 
-/// `kick_session`: `rescode`. Kicking a session that does not exist is the thrown 404
-/// `"no_session"`, not ejabberd's silent success. An empty `reason` gets the host's default.
+/// `kick_session`: `rescode`; the client gets `<conflict/>`, as from ejabberd. Kicking a session
+/// that does not exist is the thrown 404 `"no_session"`, not ejabberd's silent success. An empty
+/// `reason` gets the host's default.
 fn kick_session(request: &Request, args: &Args) -> Reply {
     let jid = ACCOUNTS.existing_user(args)?;
     let (resource, reason) = (args.str("resource"), args.str("reason"));
-    let kicked = sessions::kick(&jid, Some(resource), (!reason.is_empty()).then_some(reason));
+    let reason = (!reason.is_empty()).then_some(reason);
+    let kicked = sessions::kick_with(&jid, Some(resource), reason, sessions::KickCondition::Conflict);
     if kicked == 0 {
         return Err(ejabberd::thrown(404, "no_session"));
     }

@@ -1,7 +1,7 @@
 //! `sessions`: live client sessions, from the XMPP core's registry.
 
 use super::PluginState;
-use crate::plugins::bindings::sessions::{Host, Session, Show};
+use crate::plugins::bindings::sessions::{Host, KickCondition, Session, Show};
 use crate::xmpp::sessions::{SessionInfo, Show as CoreShow};
 
 impl Host for PluginState {
@@ -27,10 +27,21 @@ impl Host for PluginState {
         resource: Option<String>,
         reason: Option<String>,
     ) -> wasmtime::Result<u32> {
+        self.kick_with(jid, resource, reason, KickCondition::PolicyViolation)
+    }
+
+    fn kick_with(
+        &mut self,
+        jid: String,
+        resource: Option<String>,
+        reason: Option<String>,
+        condition: KickCondition,
+    ) -> wasmtime::Result<u32> {
         let Ok(account) = self.services.server.resolve_user(&jid) else { return Ok(0) };
         let reason = reason.filter(|reason| !reason.is_empty());
         let reason = reason.as_deref().unwrap_or("Kicked by an administrator");
-        Ok(self.services.server.kick(&account, resource.as_deref(), reason) as u32)
+        let conflict = matches!(condition, KickCondition::Conflict);
+        Ok(self.services.server.kick(&account, resource.as_deref(), reason, conflict) as u32)
     }
 }
 

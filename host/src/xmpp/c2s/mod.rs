@@ -531,9 +531,14 @@ impl Connection<'_> {
                         CloseReason::AccountDeleted => stream_error(StreamCondition::NotAuthorized),
                         CloseReason::PasswordChanged => stream_error(StreamCondition::Reset),
                         CloseReason::Replaced => stream_error(StreamCondition::Conflict),
-                        CloseReason::Kicked(text) => {
-                            let mut error = stream_error(StreamCondition::PolicyViolation);
-                            error.texts.insert(Default::default(), text.to_string());
+                        CloseReason::Kicked { reason, conflict } => {
+                            let condition = if *conflict {
+                                StreamCondition::Conflict
+                            } else {
+                                StreamCondition::PolicyViolation
+                            };
+                            let mut error = stream_error(condition);
+                            error.texts.insert(Default::default(), reason.to_string());
                             error
                         }
                     };
