@@ -364,7 +364,17 @@ async fn ejabberd_oauth_commands() {
     assert_eq!(host.api("oauth_revoke_token", json!({"token": id})).await, (200, json!("")));
     assert_invalid(&host, &token).await;
     let again = host.api_request(Method::POST, "oauth_revoke_token").json(&json!({"token": id})).send().await;
-    assert_eq!(again.assert_api_error(404, 0), "No live token has this id");
+    assert_eq!(again.assert_api_error(404, 0), "No live token has this secret or id");
+
+    // As in ejabberd, the secret itself revokes too; the log never shows it.
+    let (_, other) = host.api("oauth_issue_token", issue("ejabberd:admin")).await;
+    let secret = other["token"].as_str().expect("a token").to_owned();
+    assert_eq!(host.api("oauth_revoke_token", json!({"token": secret})).await, (200, json!("")));
+    assert_invalid(&host, &secret).await;
+    let again =
+        host.api_request(Method::POST, "oauth_revoke_token").json(&json!({"token": secret})).send().await;
+    assert_eq!(again.assert_api_error(404, 0), "No live token has this secret or id");
+    assert!(!host.stderr().contains(parts(&secret).1), "the secret is in the log");
 }
 
 /// The bytes of the database and its journal files in `data_dir`.

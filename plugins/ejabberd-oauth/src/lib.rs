@@ -97,16 +97,17 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "oauth_revoke_token",
         summary: "Revoke a token",
-        description: "Revokes a token at once. Unlike ejabberd, `token` is the token's id, not its secret, \
-                      and a token that is not live is a 404 rather than a success.",
-        args: &[Arg::string("token", "The id that `oauth_issue_token` and `oauth_list_tokens` show.")],
+        description: "Revokes a token at once. `token` is its secret, as in ejabberd, or its id (what \
+                      `oauth_issue_token` and `oauth_list_tokens` show, since the secrets are never shown \
+                      again). Unlike ejabberd, a token that is not live is a 404 rather than a success.",
+        args: &[Arg::string("token", "The token's secret, or its id.")],
         mutates: true,
         result: Success::new("`\"\"`: the token is revoked.", ejabberd::TEXT),
         errors: &[
             Answer::new(
                 404,
-                "Code 0: `No live token has this id` (unknown, expired or already revoked; the message \
-                 never repeats the argument, in case it was a secret).",
+                "Code 0: `No live token has this secret or id` (unknown, expired or already revoked; \
+                 the message never repeats the argument, in case it was a secret).",
                 ejabberd::RESTUPLE_ERROR,
             ),
             Answer::new(
@@ -268,16 +269,22 @@ fn list_tokens(_: &Request, _: &Args) -> Reply {
     Ok(ejabberd::json(tokens::list(None).into_iter().map(view).collect::<Vec<_>>()))
 }
 
-/// `oauth_revoke_token` (`token`: the id that `oauth_list_tokens` shows): `restuple`, `""` on
-/// success. An id that is unknown, expired or already revoked is a 404 rather than ejabberd's
-/// success, and the message does not repeat the argument, in case a client passed a secret.
+/// `oauth_revoke_token` (`token`: the secret, as in ejabberd, or the id that `oauth_list_tokens`
+/// shows): `restuple`, `""` on success. A token that is unknown, expired or already revoked is a
+/// 404 rather than ejabberd's success, and the message never repeats the argument, which may be
+/// a secret (so neither does the log line).
 fn revoke_token(request: &Request, args: &Args) -> Reply {
-    let id = args.str("token");
-    tokens::revoke(id).map_err(|error| match error {
-        Error::NotFound(_) => ejabberd::restuple_error(404, 0, "No live token has this id"),
-        error => ejabberd::restuple_error(sdk::status_of(&error), 0, sdk::text_of(&error)),
-    })?;
-    log(Level::Info, &format!("{} revoked token {id}", request.caller.jid));
+    let token = args.str("token");
+    let failed = |error: Error| ejabberd::restuple_error(sdk::status_of(&error), 0, sdk::text_of(&error));
+    let how = match tokens::revoke(token) {
+        Ok(()) => format!("token {token}"),
+        Err(Error::NotFound(_)) => match tokens::revoke_secret(token).map_err(failed)? {
+            true => String::from("a token by its secret"),
+            false => return Err(ejabberd::restuple_error(404, 0, "No live token has this secret or id")),
+        },
+        Err(error) => return Err(failed(error)),
+    };
+    log(Level::Info, &format!("{} revoked {how}", request.caller.jid));
     Ok(ejabberd::restuple(""))
 }
 

@@ -39,6 +39,10 @@ impl Host for PluginState {
     fn revoke(&mut self, id: String) -> wasmtime::Result<Result<(), Error>> {
         Ok(self.services.tokens.revoke(&id).map_err(Error::from))
     }
+
+    fn revoke_secret(&mut self, token: String) -> wasmtime::Result<Result<bool, Error>> {
+        Ok(self.services.tokens.revoke_held(&token).map_err(Error::from))
+    }
 }
 
 fn token_info(info: CoreInfo) -> TokenInfo {
