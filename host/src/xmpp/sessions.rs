@@ -66,6 +66,15 @@ pub enum Outbound {
     Close(CloseReason),
 }
 
+impl Outbound {
+    pub fn stanza(&self) -> Option<&Stanza> {
+        match self {
+            Outbound::Stanza(stanza) | Outbound::Offline(stanza) => Some(stanza),
+            Outbound::OfflineWritten(_) | Outbound::Close(_) => None,
+        }
+    }
+}
+
 /// The sending half of a session's queue. Unbounded in items so that routing never waits on a
 /// slow reader, but bounded in bytes: past `max_backlog_kib`, a stanza is refused (the caller
 /// treats the resource as gone) and the session is told to end.
@@ -110,10 +119,7 @@ pub fn queue(limit: usize) -> (Outbox, Inbox) {
 
 impl Outbox {
     pub fn send(&self, item: Outbound) -> Result<(), Refused> {
-        let bytes = match &item {
-            Outbound::Stanza(stanza) | Outbound::Offline(stanza) => serialised_size(stanza),
-            Outbound::OfflineWritten(_) | Outbound::Close(_) => 0,
-        };
+        let bytes = item.stanza().map_or(0, serialised_size);
         let before = self.backlog.bytes.fetch_add(bytes, Ordering::Relaxed);
         if bytes > 0 && before > 0 && before + bytes > self.backlog.limit {
             self.backlog.bytes.fetch_sub(bytes, Ordering::Relaxed);

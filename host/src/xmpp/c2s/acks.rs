@@ -40,7 +40,7 @@ impl Acks {
     /// `queued` was written to the client; marks wait here until the stanzas before them
     /// are acknowledged.
     pub fn sent(&mut self, queued: Queued) {
-        if matches!(queued.item, Outbound::Stanza(_) | Outbound::Offline(_)) {
+        if queued.item.stanza().is_some() {
             self.sent = self.sent.wrapping_add(1);
             self.unacked_stanzas += 1;
             self.unacked_bytes += queued.bytes;

@@ -432,8 +432,9 @@ impl Connection<'_> {
     /// queued for it when it ends are routed again (see [`Server::requeue_unwritten`]).
     async fn serve_session(&mut self, mut stream: Stream, jid: FullJid, mut stages: Stages) {
         let server = self.c2s.server.clone();
-        let (outbox, mut inbox) = sessions::queue(self.c2s.config.max_backlog_kib * 1024);
+        let (outbox, inbox) = sessions::queue(self.c2s.config.max_backlog_kib * 1024);
         let backlog = inbox.backlog();
+        let mut out = Outgoing { inbox, acks: None, in_flight: None };
         let info = SessionInfo {
             resource: jid.resource().to_string(),
             id: self.id.clone(),
@@ -451,19 +452,17 @@ impl Connection<'_> {
         tracing::info!(%jid, peer = %self.peer, "c2s session bound");
         let mut throttle = Throttle::new(self.c2s.config.max_stanzas_per_s, self.c2s.config.stanza_burst);
         let mut throttled = 0u64;
-        // Set once the client enables XEP-0198.
-        let mut acks: Option<Acks> = None;
         let backlog_limit = self.c2s.config.max_backlog_kib * 1024;
         // A client that takes nothing from its socket for this long is gone.
         let stalled = Duration::from_secs(self.c2s.config.idle_timeout_s);
         let ending = loop {
             let written = tokio::select! {
-                outbound = inbox.recv() => {
+                outbound = out.inbox.recv() => {
                     let Some(first) = outbound else { break "session queue closed".into() };
                     tokio::select! {
                         written = tokio::time::timeout(
                             stalled,
-                            self.write_queued(&mut stream, &jid, Some(first), &mut inbox, &mut acks, Drain::Batch),
+                            self.write_queued(&mut stream, &jid, Some(first), &mut out, Drain::Batch),
                         ) => written,
                         () = backlog.overflowed() => break self.backlog_full(&mut stream, &jid).await,
                     }
@@ -476,7 +475,7 @@ impl Connection<'_> {
                             if let Err(error) = dispatch(&server, &jid, stanza) {
                                 tracing::error!(%jid, %error, "stanza handling failed");
                             }
-                            if let Some(acks) = acks.as_mut() {
+                            if let Some(acks) = out.acks.as_mut() {
                                 acks.received();
                             }
                             if throttle.stanza_read() {
@@ -492,7 +491,7 @@ impl Connection<'_> {
                             }
                         }
                         Ok(Some(FallibleStreamElement::Ok(XmppStreamElement::SM(nonza)))) => {
-                            if let Err(ending) = self.stream_management(&mut stream, &jid, &mut acks, nonza).await {
+                            if let Err(ending) = self.stream_management(&mut stream, &jid, &mut out.acks, nonza).await {
                                 break ending;
                             }
                         }
@@ -513,8 +512,8 @@ impl Connection<'_> {
                 }
                 () = shutdown::reached(&mut stages, Stage::Closing) => {
                     // What was routed to the client before the shutdown still goes out.
-                    let queued = inbox.try_recv();
-                    let write = self.write_queued(&mut stream, &jid, queued, &mut inbox, &mut acks, Drain::All);
+                    let queued = out.inbox.try_recv();
+                    let write = self.write_queued(&mut stream, &jid, queued, &mut out, Drain::All);
                     let _ = tokio::time::timeout(FAREWELL_TIMEOUT, write).await;
                     self.close(&mut stream, StreamCondition::SystemShutdown).await;
                     break "server shutdown".into();
@@ -522,7 +521,9 @@ impl Connection<'_> {
             };
             match written {
                 // Written, but a client that acknowledges nothing holds it all the same.
-                Ok(Ok(None)) if acks.as_ref().is_some_and(|acks| acks.unacked_bytes() > backlog_limit) => {
+                Ok(Ok(None))
+                    if out.acks.as_ref().is_some_and(|acks| acks.unacked_bytes() > backlog_limit) =>
+                {
                     break self.backlog_full(&mut stream, &jid).await;
                 }
                 Ok(Ok(None)) => {}
@@ -550,8 +551,7 @@ impl Connection<'_> {
             }
         };
         server.session_ended(&jid, &self.id);
-        let unacknowledged = acks.map(Acks::into_unacked).into_iter().flatten();
-        server.requeue_unwritten(&jid, unacknowledged.chain(inbox.close()).collect());
+        server.requeue_unwritten(&jid, out.unwritten());
         tracing::info!(%jid, reason = %ending, throttled, "c2s session ended");
     }
 
@@ -577,18 +577,22 @@ impl Connection<'_> {
         stream: &mut Stream,
         jid: &FullJid,
         first: Option<Queued>,
-        inbox: &mut Inbox,
-        acks: &mut Option<Acks>,
+        out: &mut Outgoing,
         drain: Drain,
     ) -> std::io::Result<Option<CloseReason>> {
+        let Outgoing { inbox, acks, in_flight } = out;
         let mut next = first;
         let mut taken = 0;
         while let Some(Queued { item, bytes }) = next.take() {
             match item {
-                Outbound::Stanza(ref stanza) | Outbound::Offline(ref stanza) => {
-                    stream.feed(stanza).await?;
-                    self.c2s.metrics.stanza_sent(stanza);
-                    if let Some(acks) = acks.as_mut() {
+                Outbound::Stanza(_) | Outbound::Offline(_) => {
+                    // Parked while the stream makes room for it: a write that fails or is cut
+                    // off by the stall timeout leaves it there, to be put back.
+                    if let Some(stanza) = in_flight.insert(item).stanza() {
+                        stream.feed(stanza).await?;
+                        self.c2s.metrics.stanza_sent(stanza);
+                    }
+                    if let (Some(item), Some(acks)) = (in_flight.take(), acks.as_mut()) {
                         acks.sent(Queued { item, bytes });
                     }
                 }
@@ -717,6 +721,24 @@ impl Connection<'_> {
             let _ = SinkExt::<&Stanza>::close(stream).await;
         };
         let _ = tokio::time::timeout(FAREWELL_TIMEOUT, close).await;
+    }
+}
+
+/// The sending side of a bound session.
+struct Outgoing {
+    inbox: Inbox,
+    /// Set once the client enables XEP-0198.
+    acks: Option<Acks>,
+    /// The stanza being written, if a write is under way.
+    in_flight: Option<Outbound>,
+}
+
+impl Outgoing {
+    /// Everything the client did not get for sure, oldest first: what it never acknowledged,
+    /// what was being written, and what was still queued.
+    fn unwritten(self) -> Vec<Outbound> {
+        let unacknowledged = self.acks.map(Acks::into_unacked).into_iter().flatten();
+        unacknowledged.chain(self.in_flight).chain(self.inbox.close()).collect()
     }
 }
 
