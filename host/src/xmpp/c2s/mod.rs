@@ -432,7 +432,8 @@ impl Connection<'_> {
     /// queued for it when it ends are routed again (see [`Server::requeue_unwritten`]).
     async fn serve_session(&mut self, mut stream: Stream, jid: FullJid, mut stages: Stages) {
         let server = self.c2s.server.clone();
-        let (outbox, inbox) = sessions::queue(self.c2s.config.max_backlog_kib * 1024);
+        let backlog_limit = self.c2s.config.max_backlog_kib * 1024;
+        let (outbox, inbox) = sessions::queue(backlog_limit);
         let backlog = inbox.backlog();
         let mut out = Outgoing { inbox, acks: None, in_flight: None };
         let info = SessionInfo {
@@ -452,7 +453,6 @@ impl Connection<'_> {
         tracing::info!(%jid, peer = %self.peer, "c2s session bound");
         let mut throttle = Throttle::new(self.c2s.config.max_stanzas_per_s, self.c2s.config.stanza_burst);
         let mut throttled = 0u64;
-        let backlog_limit = self.c2s.config.max_backlog_kib * 1024;
         // A client that takes nothing from its socket for this long is gone.
         let stalled = Duration::from_secs(self.c2s.config.idle_timeout_s);
         let ending = loop {
@@ -528,22 +528,7 @@ impl Connection<'_> {
                 }
                 Ok(Ok(None)) => {}
                 Ok(Ok(Some(reason))) => {
-                    let error = match &reason {
-                        CloseReason::AccountDeleted => stream_error(StreamCondition::NotAuthorized),
-                        CloseReason::PasswordChanged => stream_error(StreamCondition::Reset),
-                        CloseReason::Replaced => stream_error(StreamCondition::Conflict),
-                        CloseReason::Kicked { reason, conflict } => {
-                            let condition = if *conflict {
-                                StreamCondition::Conflict
-                            } else {
-                                StreamCondition::PolicyViolation
-                            };
-                            let mut error = stream_error(condition);
-                            error.texts.insert(Default::default(), reason.to_string());
-                            error
-                        }
-                    };
-                    self.close_with(&mut stream, &error).await;
+                    self.close_with(&mut stream, &closing_error(&reason)).await;
                     break format!("closed by the server: {reason:?}");
                 }
                 Ok(Err(error)) => break format!("write failed: {error}"),
@@ -563,8 +548,8 @@ impl Connection<'_> {
             max_backlog_kib = self.c2s.config.max_backlog_kib,
             "c2s: the client stopped reading and its backlog is full, closing the session"
         );
-        let mut error = stream_error(StreamCondition::PolicyViolation);
-        error.texts.insert(Default::default(), "too much unread data queued for this client".into());
+        let error =
+            stream_error_saying(StreamCondition::PolicyViolation, "too much unread data for this client");
         self.close_with(stream, &error).await;
         "its backlog was full".into()
     }
@@ -767,6 +752,27 @@ fn dispatch(server: &Server, jid: &FullJid, stanza: Stanza) -> Result<(), super:
         Stanza::Presence(presence) => server.handle_presence(jid, presence),
         Stanza::Iq(iq) => server.handle_iq(jid, iq),
     }
+}
+
+/// What the client is told when the server closes its session.
+fn closing_error(reason: &CloseReason) -> StreamError {
+    match reason {
+        CloseReason::AccountDeleted => stream_error(StreamCondition::NotAuthorized),
+        CloseReason::PasswordChanged => stream_error(StreamCondition::Reset),
+        CloseReason::Replaced => stream_error(StreamCondition::Conflict),
+        CloseReason::Kicked { reason, conflict: true } => {
+            stream_error_saying(StreamCondition::Conflict, reason)
+        }
+        CloseReason::Kicked { reason, conflict: false } => {
+            stream_error_saying(StreamCondition::PolicyViolation, reason)
+        }
+    }
+}
+
+fn stream_error_saying(condition: StreamCondition, text: &str) -> StreamError {
+    let mut error = stream_error(condition);
+    error.texts.insert(Default::default(), text.to_owned());
+    error
 }
 
 fn stream_error(condition: StreamCondition) -> StreamError {
