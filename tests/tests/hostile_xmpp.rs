@@ -1,7 +1,8 @@
 //! What a hostile or broken XMPP client can do to the server, and what it cannot: stanzas far
 //! over the size limit or nested deep enough to overflow a stack, thousands of connections that
-//! never speak, a flood of stanzas, and a DTD whose entities would expand to gigabytes. In each
-//! case the other clients keep chatting. (A DTD inside an open stream is in
+//! never speak, a flood of stanzas, a DTD whose entities would expand to gigabytes, and a client
+//! that stops reading while messages keep coming for it. In each case the server stays up and
+//! the other clients keep chatting. (A DTD inside an open stream is in
 //! `xmpp::garbage_on_one_connection_does_not_disturb_another`.)
 
 use std::time::{Duration, Instant};

@@ -27,8 +27,9 @@
 //! - `input`: malformed input of every kind gets a JSON 4xx, never a panic or an HTML page.
 //! - `hostile_http`: slowloris and slow bodies, bodies far over the limit (memory watched),
 //!   thousands of random bodies, deeply nested JSON and XML.
-//! - `hostile_xmpp`: a 10 MB stanza, a stanza 20,000 elements deep, 2,000 silent connections
-//!   and a stanza flood, each while other clients keep chatting.
+//! - `hostile_xmpp`: a 10 MB stanza, a stanza 20,000 elements deep, 2,000 silent connections,
+//!   a stanza flood, a billion-laughs DTD and a client that stops reading (its backlog bounded,
+//!   nothing unwritten lost), each while other clients keep chatting.
 //! - `shutdown`: SIGTERM and Ctrl-C: requests in flight answered, sessions told
 //!   `system-shutdown`, exit 0, and the bound on how long the stop waits.
 //! - `crash`: SIGKILL at random moments under load loses no acknowledged account or message.
