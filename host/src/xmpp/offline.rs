@@ -75,7 +75,7 @@ impl Server {
 
     /// Called by the session when it has written everything queued before `page`'s mark: the
     /// store forgets those stanzas, and, when `more`, the next page is queued.
-    pub fn offline_written(
+    pub(super) fn offline_written(
         &self,
         session: &FullJid,
         page: OfflinePage,
@@ -122,7 +122,7 @@ impl Server {
     /// received go to the account's other resources or the offline queue, as if sent now.
     /// Stanzas from the offline queue are still in it, and the rest (presence, iq, errors,
     /// headlines) concern a session that no longer exists.
-    pub fn requeue_unwritten(&self, session: &FullJid, unwritten: Vec<Outbound>) {
+    pub(super) fn requeue_unwritten(&self, session: &FullJid, unwritten: Vec<Outbound>) {
         let account = session.to_bare();
         match self.account_exists(&account) {
             Ok(true) => {}
